@@ -1,0 +1,191 @@
+"""A running board: target file -> image -> launcher -> transport -> console -> raw REPL.
+
+Lifecycle: build() -> start() (launch + wait for a MicroPython prompt) -> exec/eval/soft_reset
+-> stop(). Any failure to get there is an InfrastructureError carrying the console tail; a
+board that dies while in use is reported as BoardDied with the launcher's account of why."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pexpect
+
+from harness.console import Console
+from harness.errors import BoardDied, BootError, ConsoleTimeout, InfrastructureError
+from harness.images import BuildContext, Image, build_image
+from harness.launchers import Launcher, make_launcher
+from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, RawRepl
+from harness.targets import BoardSpec
+
+FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
+
+_BANNER = re.compile(r"MicroPython v?\S+ on [^\r\n]*")
+_FACTS = (
+    "import sys, gc\n"
+    "gc.collect()\n"
+    "print(repr((sys.implementation.name, tuple(sys.implementation.version), sys.platform,"
+    " gc.mem_free() + gc.mem_alloc())))"
+)
+
+
+@dataclass
+class BoardFacts:
+    """What the board said about itself once it was up."""
+
+    banner: str = ""
+    implementation: str = ""
+    version: str = ""
+    platform: str = ""
+    heap_bytes: int = 0
+    boot_seconds: float = 0.0
+    image_digest: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Board:
+    def __init__(
+        self,
+        spec: BoardSpec,
+        *,
+        log_dir: Path | None = None,
+        firmware_py: Path = FIRMWARE_PY,
+        log=print,  # noqa: ANN001 - progress sink
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.firmware_py = firmware_py
+        self.log = log
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"hil-{spec.name}-"))
+        self.log_dir = log_dir or self.workdir
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.console_log = self.log_dir / f"{spec.name}.console.log"
+        self.image: Image | None = None
+        self.launcher: Launcher | None = None
+        self.console: Console | None = None
+        self.repl: RawRepl | None = None
+        self.facts = BoardFacts()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def build(self) -> Image:
+        if self.image is None:
+            started = time.monotonic()
+            ctx = BuildContext(firmware_py=self.firmware_py, log=lambda m: self.log(f"[{self.name}] {m}"))
+            self.image = build_image(self.spec.image.builder, ctx, self.spec.image.options)
+            if not self.image.cached and self.spec.image.builder != "none":
+                self.log(f"[{self.name}] image {self.image.digest} built in {time.monotonic() - started:.1f} s")
+            self.facts.image_digest = self.image.digest
+        return self.image
+
+    def start(self) -> Board:
+        image = self.build()
+        self.launcher = make_launcher(self.spec, image, self.workdir, self.firmware_py)
+        started = time.monotonic()
+        try:
+            transport = self.launcher.start()
+            self.console = Console(transport, self.console_log, timeout=self.spec.console.exec_timeout)
+            self.console.note(f"boot {self.name}")
+            self.repl = RawRepl(
+                self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout
+            )
+            self._wait_ready(started + self.spec.console.boot_timeout)
+            self.facts.boot_seconds = time.monotonic() - started
+            self._collect_facts()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Poke the console until a MicroPython prompt answers; the banner printed before we
+        attached may be lost (a pty drops output while nobody has it open)."""
+        assert self.console and self.launcher and self.repl
+        seen = 0
+        while True:
+            if not self.launcher.alive():
+                raise BootError(f"{self.name}: board died while booting: {self.launcher.death()}; {self._tail()}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                hint = " (garbage on the line? wrong baud rate or not MicroPython?)" if seen > 64 else ""
+                raise BootError(
+                    f"{self.name}: no MicroPython prompt within {self.spec.console.boot_timeout:g} s{hint}; "
+                    f"{self._tail()}"
+                )
+            self.console.send(b"\r\x03")
+            try:
+                self.console.expect_exact([FRIENDLY_PROMPT, RAW_PROMPT], timeout=min(0.5, left))
+                break
+            except pexpect.TIMEOUT:
+                seen = self.console.received
+            except BoardDied as exc:
+                raise BootError(f"{self.name}: {exc}; {self._tail()}") from None
+        # Ctrl-B at the friendly prompt reprints the banner: the version string as the board tells it.
+        early = self.console.before + self.console.flush_input()
+        self.console.send(b"\x02")
+        banner = early + self.console.expect_bytes(FRIENDLY_PROMPT, 5.0, "banner after Ctrl-B")
+        found = _BANNER.findall(banner.decode("utf-8", "replace"))
+        self.facts.banner = found[-1].strip() if found else ""
+        self.repl.enter_raw()
+
+    def _collect_facts(self) -> None:
+        name, version, platform, heap = self.eval(_FACTS)
+        self.facts.implementation = name
+        self.facts.version = ".".join(str(v) for v in version[:3] if v != "")
+        self.facts.platform = platform
+        self.facts.heap_bytes = heap
+
+    def stop(self) -> None:
+        if self.console:
+            self.console.note(f"stop {self.name}")
+            self.console.close()
+        if self.launcher:
+            self.launcher.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Board:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- use --------------------------------------------------------------------------------------
+    def exec(self, code: str, timeout: float | None = None) -> str:
+        return self._guard(lambda: self._repl().exec(code, timeout))
+
+    def eval(self, expression: str, timeout: float | None = None):  # noqa: ANN201
+        if "\n" in expression:  # a block whose last line prints a repr
+            return self._guard(lambda: self._eval_block(expression, timeout))
+        return self._guard(lambda: self._repl().eval(expression, timeout))
+
+    def _eval_block(self, code: str, timeout: float | None):  # noqa: ANN202
+        import ast
+
+        return ast.literal_eval(self._repl().exec(code, timeout).strip().splitlines()[-1])
+
+    def soft_reset(self) -> None:
+        self._guard(lambda: self._repl().soft_reset(self.spec.console.boot_timeout))
+
+    def alive(self) -> bool:
+        return self.launcher is not None and self.launcher.alive()
+
+    def _repl(self) -> RawRepl:
+        if self.repl is None:
+            raise InfrastructureError(f"{self.name}: board is not started")
+        return self.repl
+
+    def _guard(self, action):  # noqa: ANN001, ANN202
+        """Re-word console failures with the launcher's view: a dead QEMU says how it died."""
+        try:
+            return action()
+        except (ConsoleTimeout, BoardDied) as exc:
+            if self.launcher and not self.launcher.alive():
+                raise BoardDied(f"{self.name}: {self.launcher.death()}; {self._tail()}") from None
+            raise type(exc)(f"{self.name}: {exc}") from None
+
+    def _tail(self) -> str:
+        tail = self.console.tail(300) if self.console else ""
+        return f"console tail: {tail!r}" if tail else "console was silent"

@@ -1,0 +1,190 @@
+"""The `hil` command: list boards, build images, boot a board to an interactive console, run suites.
+
+User mistakes (bad target file, unknown board, missing port) end in one line on stderr and
+exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import termios
+import time
+import tty
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console as RichConsole
+from rich.table import Table
+
+from harness.errors import ConfigError, HarnessError
+from harness.targets import find_board, load_board, targets_dir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Hardware-in-the-loop tests for MicroPython boards.")
+out = RichConsole()
+err = RichConsole(stderr=True)
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SUITES = ["suites"]
+
+
+@app.command()
+def boards() -> None:
+    """Table of boards and their capabilities (every target file is validated)."""
+    table = Table(title=f"boards in {targets_dir()}")
+    for col in ("board", "launch", "image", "capabilities", "heap", "description"):
+        table.add_column(col)
+    problems = []
+    for path in sorted(targets_dir().glob("*.toml")):
+        if path.stem.startswith("lab"):
+            continue
+        try:
+            spec = load_board(path)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        where = spec.launch.machine or spec.launch.port or " ".join(spec.launch.command)
+        table.add_row(
+            spec.name, f"{spec.launch.kind}: {where}", spec.image.builder,
+            ", ".join(spec.capabilities.listed()) or "-",
+            f"{spec.capabilities.heap_kb} KB" if spec.capabilities.heap_kb else "-", spec.description,
+        )  # fmt: skip
+    out.print(table)
+    for problem in problems:
+        err.print(f"[red]error:[/red] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
+
+
+@app.command()
+def build(board: str) -> None:
+    """Build (or fetch from the cache) BOARD's image."""
+    from harness.board import Board
+
+    b = Board(find_board(board), log=lambda m: err.print(m, highlight=False))
+    started = time.monotonic()
+    with err.status(f"building {board}..."):
+        image = b.build()
+    b.stop()
+    state = "cached" if image.cached else f"built in {time.monotonic() - started:.1f} s"
+    out.print(f"{board}: image {image.digest} ({state})")
+    for key, path in image.files.items():
+        out.print(f"  {key}: {path}")
+
+
+@app.command()
+def boot(
+    board: str,
+    command: Annotated[str | None, typer.Option("-c", help="run this code and exit instead of an interactive console")]
+    = None,
+) -> None:
+    """Boot BOARD and attach to its console (Ctrl-] exits and stops the board)."""
+    from harness.board import Board
+
+    b = Board(find_board(board), log=lambda m: err.print(m, highlight=False))
+    try:
+        with err.status(f"booting {board}..."):
+            b.start()
+        f = b.facts
+        err.print(f"{board}: {f.banner} (ready in {f.boot_seconds:.2f} s, heap {f.heap_bytes} B)", highlight=False)
+        if command is not None:
+            sys.stdout.write(b.exec(command))
+            return
+        b.repl.exit_raw()
+        err.print("console attached: Ctrl-] to exit", highlight=False)
+        _interactive(b)
+    finally:
+        b.stop()
+
+
+def _interactive(b) -> None:  # noqa: ANN001
+    """Bridge the terminal and the board console until Ctrl-] or the board goes away."""
+    stdin = sys.stdin.fileno()
+    saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
+    if saved:
+        tty.setraw(stdin)
+    try:
+        while b.alive():
+            ready, _, _ = select.select([stdin], [], [], 0.05)
+            if ready:
+                data = os.read(stdin, 1024)
+                if not data or b"\x1d" in data:
+                    break
+                b.console.send(data)
+            chunk = b.console.read_some(0)
+            if chunk:
+                os.write(sys.stdout.fileno(), chunk)
+    finally:
+        if saved:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        sys.stdout.write("\r\n")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    board: Annotated[list[str] | None, typer.Option("--board", "-b", help="board (repeatable)")] = None,
+    suite: Annotated[list[str] | None, typer.Option("--suite", "-s", help="suite dir or file (repeatable)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="where reports go")] = Path("hil-out"),
+    workers: Annotated[str | None, typer.Option("-n", help="pytest-xdist workers (e.g. 2 or auto)")] = None,
+) -> None:
+    """Run conformance suites on boards; write JUnit + HTML and print a per-board verdict table.
+    Extra arguments go to pytest."""
+    import pytest
+
+    from harness.report import tally_by_board
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    junit, html = out_dir / "junit.xml", out_dir / "report.html"
+    junit.unlink(missing_ok=True)
+    args = [str(REPO / s) if not Path(s).exists() else s for s in (suite or DEFAULT_SUITES)]
+    args += [f"--board={b}" for b in board or []]
+    args += [f"--junitxml={junit}", f"--html={html}", "--self-contained-html", f"--hil-logs={out_dir / 'logs'}"]
+    args += ["-p", "no:cacheprovider", f"--rootdir={REPO}", *ctx.args]
+    if workers:
+        args += ["-n", workers]
+    code = int(pytest.main(args))
+    if junit.exists():
+        _print_verdicts(tally_by_board(junit))
+        out.print(f"JUnit: {junit}   HTML: {html}")
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        err.print("error: no tests were collected: check --suite and --board", highlight=False)
+    raise typer.Exit(code)
+
+
+def _print_verdicts(tallies) -> None:  # noqa: ANN001
+    table = Table(title="per-board verdict")
+    for col in ("board", "verdict", "passed", "failed", "errors", "skipped", "first problem"):
+        table.add_column(col)
+    colors = {"PASS": "green", "FAIL": "red", "ERROR": "magenta", "SKIP": "yellow"}
+    for name, t in sorted(tallies.items()):
+        v = t.verdict
+        table.add_row(
+            name, f"[{colors[v]}]{v}[/]", str(t.passed), str(t.failed), str(t.errors), str(t.skipped),
+            (t.reasons[0][:100] if t.reasons else ""),
+        )  # fmt: skip
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except HarnessError as exc:
+        err.print(f"hil: error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("hil: interrupted", highlight=False)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""MicroPython raw REPL and raw-paste client over a Console.
+
+Protocol (MicroPython docs, "raw REPL"): Ctrl-A enters raw mode ("raw REPL; CTRL-B to exit\\r\\n>");
+code then Ctrl-D runs it and the board answers "OK", stdout, \\x04, stderr (the traceback), \\x04, ">".
+Raw-paste ("\\x05A\\x01" -> "R\\x01" + window) adds flow control so fast links never overrun the
+board; boards that lack it fall back to plain raw mode with paced writes. Ctrl-D at an empty raw
+prompt is a soft reset."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+import struct
+
+import pexpect
+
+from harness.console import Console
+from harness.errors import ConsoleTimeout
+
+RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
+FRIENDLY_PROMPT = b">>> "
+SOFT_REBOOT = b"soft reboot\r\n"
+_ERRNO = re.compile(r"^(?:\[Errno (\d+)\]|(\d+))\s*(.*)$")
+
+
+class BoardException(Exception):
+    """An exception raised by code on the board. Subclasses also derive from the builtin of the
+    same name (ValueError, OSError, ...) so host-side tests can catch them naturally."""
+
+    type_name: str = "Exception"
+    message: str = ""
+    board_traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.message}\n--- board traceback ---\n{self.board_traceback.rstrip()}"
+
+
+class ExecTimeout(Exception):
+    """Code on the board ran past its timeout and was interrupted (a test failure, not infrastructure)."""
+
+
+_exception_classes: dict[str, type[BoardException]] = {}
+
+
+def _exception_class(type_name: str) -> type[BoardException]:
+    if type_name not in _exception_classes:
+        builtin = getattr(builtins, type_name, None)
+        bases: tuple[type, ...] = (BoardException,)
+        if isinstance(builtin, type) and issubclass(builtin, Exception):
+            bases = (BoardException, builtin)
+        _exception_classes[type_name] = type(f"Board{type_name}", bases, {"type_name": type_name})
+    return _exception_classes[type_name]
+
+
+def parse_board_exception(stderr: str) -> BoardException:
+    """Turn a MicroPython traceback into a host exception carrying it."""
+    lines = [ln for ln in stderr.replace("\r", "").split("\n") if ln.strip()]
+    last = lines[-1] if lines else "Exception: (no message)"
+    type_name, _, message = last.partition(":")
+    type_name = type_name.strip().rsplit(".", 1)[-1]
+    if not type_name.isidentifier():
+        type_name, message = "Exception", last
+    message = message.strip()
+    cls = _exception_class(type_name)
+    if issubclass(cls, OSError):
+        m = _ERRNO.match(message)
+        errno = int(m.group(1) or m.group(2)) if m else None
+        exc = cls(errno, m.group(3) if m else message) if errno is not None else cls(message)
+    else:
+        exc = cls(message)
+    exc.type_name = type_name
+    exc.message = f"{type_name}: {message}" if message else type_name
+    exc.board_traceback = stderr
+    return exc
+
+
+class RawRepl:
+    def __init__(self, console: Console, *, raw_paste: bool = True, exec_timeout: float = 10.0) -> None:
+        self.console = console
+        self.use_raw_paste: bool | None = None if raw_paste else False  # None: not probed yet
+        self.exec_timeout = exec_timeout
+        self.in_raw = False
+
+    # --- mode changes -------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        self.console.send(b"\r\x03\x03")
+
+    def enter_raw(self, timeout: float = 5.0) -> None:
+        self.interrupt()
+        self.console.flush_input()
+        self.console.send(b"\r\x01")
+        self.console.expect_bytes(RAW_PROMPT, timeout, "raw REPL prompt")
+        self.in_raw = True
+
+    def exit_raw(self) -> None:
+        self.console.send(b"\r\x02")
+        self.in_raw = False
+
+    def soft_reset(self, timeout: float = 10.0) -> None:
+        """Ctrl-D at the raw prompt; the board comes back in raw mode, or (unix port: the process
+        restarts) at the friendly prompt, from where we re-enter raw mode."""
+        if not self.in_raw:
+            self.enter_raw()
+        self.console.send(b"\x04")
+        try:
+            index = self.console.expect_exact([RAW_PROMPT, FRIENDLY_PROMPT], timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise ConsoleTimeout(
+                f"{self.console.transport.name}: board did not come back from soft reset within {timeout:g} s; "
+                f"console tail: {self.console.tail(200)!r}"
+            ) from None
+        if index == 1:
+            self.console.send(b"\x01")
+            self.console.expect_bytes(RAW_PROMPT, timeout, "raw REPL prompt after soft reset")
+        self.in_raw = True
+
+    # --- running code -------------------------------------------------------------------------
+    def exec_raw(self, code: str | bytes, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Run code; return (stdout, stderr) as bytes, without interpreting stderr."""
+        if isinstance(code, str):
+            code = code.encode()
+        timeout = self.exec_timeout if timeout is None else timeout
+        if not self.in_raw:
+            self.enter_raw()
+        if self.use_raw_paste is not False and self._try_raw_paste(code):
+            pass
+        else:
+            self.console.send(code + b"\x04")
+            self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
+        try:
+            self.console.expect_exact(b"\x04", timeout=timeout)
+        except pexpect.TIMEOUT:
+            self._recover_from_timeout(timeout)
+        out = self.console.before
+        err = self.console.expect_bytes(b"\x04", 5.0, "end of error output")
+        self.console.expect_bytes(b">", 5.0, "raw REPL prompt after exec")
+        return out, err
+
+    def exec(self, code: str | bytes, timeout: float | None = None) -> str:
+        """Run code; return its stdout; raise the board's exception as a host BoardException."""
+        out, err = self.exec_raw(code, timeout)
+        if err:
+            raise parse_board_exception(err.decode("utf-8", "replace"))
+        return out.decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def eval(self, expression: str, timeout: float | None = None):  # noqa: ANN201 - any literal
+        """Evaluate on the board and return the value (via repr/literal_eval)."""
+        text = self.exec(f"print(repr({expression}))", timeout).strip()
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
+    def _try_raw_paste(self, code: bytes) -> bool:
+        self.console.send(b"\x05A\x01")
+        try:
+            index = self.console.expect_exact([b"R\x01", b"R\x00", RAW_PROMPT[-14:]], timeout=5.0)
+        except pexpect.TIMEOUT:
+            raise ConsoleTimeout(
+                f"{self.console.transport.name}: no answer to raw-paste request; "
+                f"console tail: {self.console.tail(200)!r}"
+            ) from None
+        if index != 0:  # R\x00: understood, unsupported; prompt: not understood. Plain raw from now on.
+            self.use_raw_paste = False
+            return False
+        self.use_raw_paste = True
+        window = struct.unpack("<H", self._read_exact(2))[0]
+        remaining, i = window, 0
+        while i < len(code):
+            # Absorb window grants (\x01) that have arrived; block only when the window is used up.
+            flags = self.console.read_some(timeout=5.0 if remaining == 0 else 0)
+            if remaining == 0 and not flags:
+                raise ConsoleTimeout(
+                    f"{self.console.transport.name}: board stopped granting raw-paste window; "
+                    f"console tail: {self.console.tail(200)!r}"
+                )
+            for flag in flags:
+                if flag == 0x01:
+                    remaining += window
+                elif flag == 0x04:  # board ended the paste early (e.g. out of memory): acknowledge
+                    self.console.send(b"\x04")
+                    return True
+                else:
+                    raise ConsoleTimeout(f"{self.console.transport.name}: unexpected {flags!r} during raw paste")
+            chunk = code[i : i + remaining]
+            self.console.send(chunk)
+            remaining -= len(chunk)
+            i += len(chunk)
+        self.console.send(b"\x04")
+        # Grants (\x01) may still arrive before the board's \x04 acknowledgement.
+        self.console.expect_bytes(b"\x04", 5.0, "raw-paste end acknowledgement")
+        return True
+
+    def _read_exact(self, n: int, timeout: float = 5.0) -> bytes:
+        try:
+            self.console.expect(re.compile(b"(?s)" + b"." * n), timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise ConsoleTimeout(
+                f"{self.console.transport.name}: board stopped answering; console tail: {self.console.tail(200)!r}"
+            ) from None
+        if self.console.before:
+            raise ConsoleTimeout(f"{self.console.transport.name}: unexpected output {self.console.before!r}")
+        return self.console.after
+
+    def _recover_from_timeout(self, timeout: float) -> None:
+        self.console.send(b"\x03")
+        try:
+            self.console.expect_exact(b"\x04", timeout=3.0)
+        except pexpect.TIMEOUT:
+            raise ConsoleTimeout(
+                f"{self.console.transport.name}: board stopped answering (no output end within {timeout:g} s, "
+                f"Ctrl-C did not help); console tail: {self.console.tail(200)!r}"
+            ) from None
+        partial = self.console.before.decode("utf-8", "replace")
+        self.console.expect_bytes(b"\x04", 3.0, "end of error output")
+        self.console.expect_bytes(b">", 3.0, "raw REPL prompt")
+        raise ExecTimeout(f"code on the board ran past {timeout:g} s and was interrupted; output so far: {partial!r}")

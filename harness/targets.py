@@ -1,0 +1,225 @@
+"""Board definition files (targets/<name>.toml) -> validated BoardSpec dataclasses.
+
+One model for emulated and real boards: [image] says how the image is made, [launch] how the
+board is started (QEMU, a host process, or a serial port), [console] how its REPL is reached,
+[capabilities] what suites may expect of it. Every mistake is a one-line ConfigError naming
+the file and key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from harness.errors import ConfigError
+
+KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset")
+
+
+@dataclass
+class ImageSpec:
+    builder: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LaunchSpec:
+    kind: str = "qemu"  # qemu | process | serial
+    # qemu
+    binary: str = "qemu-system-arm"
+    machine: str = ""
+    args: list[str] = field(default_factory=list)  # may use {kernel} {initrd} {hex} {firmware_py}
+    # process
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    # serial
+    port: str = ""
+    # how a board exit status maps to a verdict (semihosting exit codes)
+    ok_exit_codes: list[int] = field(default_factory=lambda: [0])
+
+
+@dataclass
+class ConsoleSpec:
+    baudrate: int = 115200
+    write_chunk: int = 0  # bytes per paced write; 0 = unpaced
+    write_gap_ms: float = 0.0  # pause after each paced chunk (UARTs without flow control)
+    boot_timeout: float = 20.0
+    exec_timeout: float = 10.0
+    raw_paste: bool = True  # try raw-paste mode (flow controlled) before plain raw REPL
+    reset: str = "soft"  # soft (Ctrl-D) | none: what happens between tests
+
+
+@dataclass
+class Capabilities:
+    net: bool = False
+    tls: bool = False
+    can: bool = False
+    fs: bool = False
+    ipv6: bool = False
+    asm_thumb: bool = False
+    soft_reset: bool = True
+    heap_kb: int = 0
+
+    def has(self, name: str) -> bool:
+        return bool(getattr(self, name, False))
+
+    def listed(self) -> list[str]:
+        return [c for c in KNOWN_CAPABILITIES if self.has(c)]
+
+
+@dataclass
+class BoardSpec:
+    name: str
+    path: Path
+    description: str = ""
+    arch: str = ""
+    default: bool = True  # part of `make run`'s default set
+    image: ImageSpec = field(default_factory=ImageSpec)
+    launch: LaunchSpec = field(default_factory=LaunchSpec)
+    console: ConsoleSpec = field(default_factory=ConsoleSpec)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+
+LAUNCH_KINDS = ("qemu", "process", "serial")
+RESET_KINDS = ("soft", "none")
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = get_origin(annotation) or annotation
+    if isinstance(annotation, str):  # postponed annotations: resolve the few we use
+        annotation = {"str": str, "int": int, "float": float, "bool": bool}.get(annotation, annotation)
+        origin = annotation
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = get_args(annotation) or (Any,)
+        return isinstance(value, list) and all(item is Any or isinstance(v, item) for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if origin is Any:
+        return True
+    return isinstance(value, origin)
+
+
+_HINTS = {
+    "str": str, "int": int, "float": float, "bool": bool,
+    "list[str]": list[str], "list[int]": list[int],
+    "dict[str, str]": dict[str, str], "dict[str, Any]": dict[str, Any],
+}
+
+
+def _fill(cls: type, data: dict, where: str, path: Path) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(
+                f"{path}: unknown key '{where}{key}' (known: {', '.join(sorted(known))}); remove or rename it"
+            )
+        hint = _HINTS.get(str(known[key].type), known[key].type)
+        if not _type_ok(value, hint):
+            raise ConfigError(
+                f"{path}: key '{where}{key}' must be {known[key].type}, got {type(value).__name__} {value!r}"
+            )
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_board(path: Path) -> BoardSpec:
+    """Parse and validate one target file."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such target file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    board = raw.pop("board", None)
+    if not isinstance(board, dict):
+        raise ConfigError(f"{path}: missing [board] table; add [board] with name = \"{path.stem}\"")
+    name = board.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: key 'board.name' must be a non-empty string")
+    if name != path.stem:
+        raise ConfigError(f"{path}: key 'board.name' is {name!r} but the file is {path.name}; make them match")
+    sections = {"image": ImageSpec, "launch": LaunchSpec, "console": ConsoleSpec, "capabilities": Capabilities}
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(f"{path}: unknown table [{key}] (known: board, {', '.join(sections)})")
+    image_raw = dict(raw.get("image", {}))
+    builder = image_raw.pop("builder", "none")
+    if not isinstance(builder, str):
+        raise ConfigError(f"{path}: key 'image.builder' must be a string")
+    table = _fill(_BoardTable, board, "board.", path)
+    spec = BoardSpec(
+        name=name,
+        path=path,
+        description=table.description,
+        arch=table.arch,
+        default=table.default,
+        image=ImageSpec(builder=builder, options=image_raw),
+        launch=_fill(LaunchSpec, raw.get("launch", {}), "launch.", path),
+        console=_fill(ConsoleSpec, raw.get("console", {}), "console.", path),
+        capabilities=_fill(Capabilities, raw.get("capabilities", {}), "capabilities.", path),
+    )
+    _check_values(spec)
+    return spec
+
+
+@dataclass
+class _BoardTable:  # the [board] table's keys
+    name: str = ""
+    description: str = ""
+    arch: str = ""
+    default: bool = True
+
+
+def _check_values(spec: BoardSpec) -> None:
+    p, launch = spec.path, spec.launch
+    from harness.images import BUILDERS  # late: images imports errors only
+
+    if spec.image.builder not in BUILDERS:
+        raise ConfigError(
+            f"{p}: key 'image.builder' is {spec.image.builder!r}; use one of {', '.join(sorted(BUILDERS))}"
+        )
+    if launch.kind not in LAUNCH_KINDS:
+        raise ConfigError(f"{p}: key 'launch.kind' is {launch.kind!r}; use one of {', '.join(LAUNCH_KINDS)}")
+    if launch.kind == "qemu" and not launch.machine:
+        raise ConfigError(f"{p}: key 'launch.machine' is required for a QEMU board (e.g. \"mps2-an385\")")
+    if launch.kind == "process" and not launch.command:
+        raise ConfigError(f"{p}: key 'launch.command' is required for a process board (e.g. [\"micropython\"])")
+    if launch.kind == "serial" and not launch.port:
+        raise ConfigError(f"{p}: key 'launch.port' is required for a serial board (e.g. \"/dev/ttyACM0\")")
+    if spec.console.reset not in RESET_KINDS:
+        raise ConfigError(f"{p}: key 'console.reset' is {spec.console.reset!r}; use one of {', '.join(RESET_KINDS)}")
+    for key in ("boot_timeout", "exec_timeout"):
+        if getattr(spec.console, key) <= 0:
+            raise ConfigError(f"{p}: key 'console.{key}' must be > 0 seconds")
+    if spec.console.write_chunk < 0 or spec.console.write_gap_ms < 0:
+        raise ConfigError(f"{p}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
+
+
+def targets_dir() -> Path:
+    """targets/ next to the project (the repo checkout) unless HIL_TARGETS says otherwise."""
+    import os
+
+    env = os.environ.get("HIL_TARGETS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "targets"
+
+
+def load_all(directory: Path | None = None) -> dict[str, BoardSpec]:
+    directory = directory or targets_dir()
+    return {p.stem: load_board(p) for p in sorted(directory.glob("*.toml")) if not p.stem.startswith("lab")}
+
+
+def find_board(name: str, directory: Path | None = None) -> BoardSpec:
+    directory = directory or targets_dir()
+    path = directory / f"{name}.toml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml"))) or "none"
+        raise ConfigError(f"no board named {name!r}: {path} does not exist (known boards: {known})")
+    return load_board(path)

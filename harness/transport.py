@@ -1,0 +1,138 @@
+"""Byte pipes to a board's console. One interface, two kinds:
+
+- SerialTransport: pyserial on a device path or URL (/dev/ttyACM0, a QEMU pty, rfc2217://,
+  socket://), so emulated boards exercise the exact code path of real ones;
+- FdTransport: the master side of a pty the harness owns (a host process's stdio).
+
+Writes can be paced (chunk + gap) for UARTs without flow control that drop bytes."""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from abc import ABC, abstractmethod
+
+import serial
+
+from harness.errors import BoardDied, InfrastructureError
+
+
+class Transport(ABC):
+    name: str = "?"
+
+    def __init__(self, write_chunk: int = 0, write_gap_ms: float = 0.0) -> None:
+        self.write_chunk = write_chunk
+        self.write_gap = write_gap_ms / 1000.0
+
+    @abstractmethod
+    def read(self, size: int, timeout: float | None) -> bytes:
+        """Up to ``size`` bytes: waits at most ``timeout`` for the first; b"" on timeout.
+        Raises BoardDied when the other end is gone."""
+
+    @abstractmethod
+    def _write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def write(self, data: bytes) -> None:
+        if not self.write_chunk:
+            self._write(data)
+            return
+        for i in range(0, len(data), self.write_chunk):
+            self._write(data[i : i + self.write_chunk])
+            if self.write_gap:
+                time.sleep(self.write_gap)
+
+    def drain(self, quiet: float = 0.05, limit: float = 2.0) -> bytes:
+        """Read until the line has been quiet for ``quiet`` seconds (bounded by ``limit``)."""
+        out = bytearray()
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            chunk = self.read(4096, quiet)
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+
+class SerialTransport(Transport):
+    def __init__(self, url: str, baudrate: int = 115200, exclusive: bool = True, **pacing) -> None:
+        super().__init__(**pacing)
+        self.name = url
+        kwargs = {"baudrate": baudrate, "timeout": 0}
+        if "://" not in url:
+            kwargs["exclusive"] = exclusive  # an OS-level lock, so two harnesses can't share a port
+        try:
+            self.port = serial.serial_for_url(url, **kwargs)
+        except serial.SerialException as exc:
+            msg = str(exc)
+            if "No such file" in msg or "could not open port" in msg and "Errno 2" in msg:
+                raise InfrastructureError(
+                    f"serial port {url} does not exist: check the cable or set launch.port in the target file"
+                ) from None
+            if "Resource temporarily unavailable" in msg or "Errno 11" in msg:
+                raise InfrastructureError(f"serial port {url} is in use by another process; close it first") from None
+            raise InfrastructureError(f"cannot open serial port {url}: {msg}") from None
+
+    def read(self, size: int, timeout: float | None) -> bytes:
+        try:
+            self.port.timeout = timeout
+            first = self.port.read(1)
+            if not first:
+                return b""
+            waiting = self.port.in_waiting
+            return first + (self.port.read(min(waiting, size - 1)) if waiting and size > 1 else b"")
+        except (serial.SerialException, OSError) as exc:
+            raise BoardDied(f"serial port {self.name} went away: {exc}") from None
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.port.write(data)
+            self.port.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise BoardDied(f"serial port {self.name} went away while writing: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self.port.close()
+        except (serial.SerialException, OSError):
+            pass
+
+
+class FdTransport(Transport):
+    """The master end of a pty whose slave is a host process's stdin/stdout."""
+
+    def __init__(self, fd: int, name: str, **pacing) -> None:
+        super().__init__(**pacing)
+        self.fd = fd
+        self.name = name
+
+    def read(self, size: int, timeout: float | None) -> bytes:
+        if self.fd < 0:
+            raise BoardDied(f"console {self.name} is closed")
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.fd, size)
+        except OSError as exc:  # EIO: every slave fd closed
+            raise BoardDied(f"console {self.name} went away: {exc}") from None
+        if not data:
+            raise BoardDied(f"console {self.name} reached end of file")
+        return data
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except OSError as exc:
+                raise BoardDied(f"console {self.name} went away while writing: {exc}") from None
+            view = view[n:]
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
