@@ -168,20 +168,22 @@ def board_properties(board: Board) -> dict[str, str]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
     outcome = yield
     report = outcome.get_result()
+    # JUnit takes a test case's properties from the item when its last report is written.
+    props = item.user_properties
     callspec = getattr(item, "callspec", None)
-    if callspec and "board" in callspec.params and not any(k == "board" for k, _ in report.user_properties):
+    if callspec and "board" in callspec.params and not any(k == "board" for k, _ in props):
         running = getattr(item, "funcargs", {}).get("board")
         if isinstance(running, Board):
-            report.user_properties.extend(board_properties(running).items())
+            props.extend(board_properties(running).items())
         else:
-            report.user_properties.append(("board", callspec.params["board"]))
+            props.append(("board", callspec.params["board"]))
     if call.excinfo is None or not call.excinfo.errisinstance(HarnessError):
         return
     exc = call.excinfo.value
     # A harness error is one clear line (plus console tail), never a traceback of our internals.
     report.longrepr = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (InfrastructureError, ConfigError)):
-        report.user_properties.append((INFRA_PROPERTY, type(exc).__name__))
+    if isinstance(exc, (InfrastructureError, ConfigError)) and not any(k == INFRA_PROPERTY for k, _ in props):
+        props.append((INFRA_PROPERTY, type(exc).__name__))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

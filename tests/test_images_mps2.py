@@ -108,6 +108,11 @@ def boot(q: Qemu) -> bytes:
     q.port.write(b"\r\x03\x02")
     out = q.read_until(b">>> ", BOOT_TIMEOUT)
     assert b"MicroPython v1.25.0" in out and out.endswith(b">>> "), f"no banner/prompt: {out!r}"
+    # the boot banner and the replies to the keys above arrive in any order: a marker that only
+    # the output (not the echo) contains shows that everything before it has been read
+    q.port.write(b"print('ready', 6 * 7)\r")
+    sync = q.read_until(b"ready 42\r\n>>> ", BOOT_TIMEOUT)
+    assert sync.endswith(b"ready 42\r\n>>> "), f"REPL did not settle: {sync!r}"
     return out
 
 

@@ -226,7 +226,7 @@ class IsolatedApt:
             "Dir::State::Lists": r / "lists",
             "Dir::State::status": r / "status",
             "Dir::Cache": r / "cache",
-            "Debug::NoLocking": "1",  # the lock files are ours alone; the system's are not touched
+            "Debug::NoLocking": "1",  # a private, fresh state dir: nothing else can hold its locks
             "APT::Sandbox::User": "root",  # the download dir is not readable by _apt
         }
         cmd = ["apt-get", "-q"]

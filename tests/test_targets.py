@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.targets import find_board, load_all, load_board
+from tests.conftest import REPO, write_target
+
+QEMU = '[launch]\nkind = "qemu"\nmachine = "mps2-an385"\n'
+
+
+def test_every_shipped_target_file_loads():
+    boards = load_all(REPO / "targets")
+    assert {"native", "mps2_an385", "microbit"} <= set(boards)
+    for name, spec in boards.items():
+        assert spec.name == name and spec.description
+
+
+def test_capabilities_and_console_values(tmp_path):
+    path = write_target(tmp_path, "b", QEMU + "[console]\nwrite_chunk = 32\nwrite_gap_ms = 2\n"
+                        "[capabilities]\nnet = true\nheap_kb = 64\n")
+    spec = load_board(path)
+    assert spec.capabilities.has("net") and not spec.capabilities.has("can")
+    assert spec.capabilities.heap_kb == 64
+    assert (spec.console.write_chunk, spec.console.write_gap_ms) == (32, 2)
+
+
+def test_image_options_pass_through(tmp_path):
+    spec = load_board(write_target(tmp_path, "b", QEMU + '[image]\nbuilder = "microbit_hex"\nfiles = ["a.py"]\n'))
+    assert spec.image.builder == "microbit_hex" and spec.image.options == {"files": ["a.py"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (QEMU + "[console]\nbaud = 9600\n", "unknown key 'console.baud'"),
+        (QEMU + "[capabilities]\nnet = 'yes'\n", "key 'capabilities.net' must be bool"),
+        (QEMU + "[console]\nboot_timeout = -1\n", "'console.boot_timeout' must be > 0"),
+        (QEMU + "[launch2]\n", "unknown table [launch2]"),
+        ('[launch]\nkind = "qemu"\n', "'launch.machine' is required"),
+        ('[launch]\nkind = "ssh"\n', "'launch.kind' is 'ssh'"),
+        ('[launch]\nkind = "serial"\n', "'launch.port' is required"),
+        (QEMU + '[image]\nbuilder = "yocto"\n', "'image.builder' is 'yocto'"),
+        (QEMU + "[console]\nwrite_chunk = 1.5\n", "'console.write_chunk' must be int"),
+        (QEMU + "[launch.args]\n", "'launch.args' must be list[str]"),
+    ],
+)
+def test_bad_values_name_file_and_key(tmp_path, body, expected):
+    path = write_target(tmp_path, "b", body)
+    with pytest.raises(ConfigError) as info:
+        load_board(path)
+    message = str(info.value)
+    assert str(path) in message and expected in message
+    assert "\n" not in message
+
+
+def test_name_must_match_file(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('[board]\nname = "y"\n' + QEMU)
+    with pytest.raises(ConfigError, match="'board.name' is 'y' but the file is x.toml"):
+        load_board(path)
+
+
+def test_bad_toml_syntax(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text("[board\nname = 'x'")
+    with pytest.raises(ConfigError, match=r"x.toml: not valid TOML"):
+        load_board(path)
+
+
+def test_missing_board_table(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text(QEMU)
+    with pytest.raises(ConfigError, match=r"missing \[board\] table"):
+        load_board(path)
+
+
+def test_unknown_board_lists_known_ones(tmp_path):
+    write_target(tmp_path, "alpha", QEMU)
+    with pytest.raises(ConfigError, match=r"no board named 'beta'.*known boards: alpha"):
+        find_board("beta", tmp_path)
+
+
+def test_lab_files_are_not_boards(tmp_path):
+    write_target(tmp_path, "alpha", QEMU)
+    (tmp_path / "lab-bench.toml").write_text("[devices]\n")
+    assert list(load_all(Path(tmp_path))) == ["alpha"]
