@@ -19,7 +19,7 @@ from harness.console import Console
 from harness.errors import BoardDied, BootError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
 from harness.launchers import Launcher, make_launcher
-from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, RawRepl
+from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, Unresponsive
 from harness.targets import BoardSpec
 
 FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
@@ -69,6 +69,7 @@ class Board:
         self.console: Console | None = None
         self.repl: RawRepl | None = None
         self.facts = BoardFacts()
+        self.fresh = False
 
     # --- lifecycle ------------------------------------------------------------------------------
     def build(self) -> Image:
@@ -84,6 +85,7 @@ class Board:
     def start(self) -> Board:
         image = self.build()
         self.launcher = make_launcher(self.spec, image, self.workdir, self.firmware_py)
+        self.fresh = True  # interpreter untouched since boot: the first test needs no reset
         started = time.monotonic()
         try:
             transport = self.launcher.start()
@@ -99,6 +101,11 @@ class Board:
             self.stop()
             raise
         return self
+
+    def restart(self) -> None:
+        """Hard reset: stop the emulator/process and boot again (QEMU and process boards only)."""
+        self._shutdown()
+        self.start()
 
     def _wait_ready(self, deadline: float) -> None:
         """Poke the console until a MicroPython prompt answers; the banner printed before we
@@ -138,12 +145,17 @@ class Board:
         self.facts.platform = platform
         self.facts.heap_bytes = heap
 
-    def stop(self) -> None:
+    def _shutdown(self) -> None:
         if self.console:
             self.console.note(f"stop {self.name}")
             self.console.close()
+            self.console = None
         if self.launcher:
             self.launcher.stop()
+        self.repl = None
+
+    def stop(self) -> None:
+        self._shutdown()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Board:
@@ -154,7 +166,20 @@ class Board:
 
     # --- use --------------------------------------------------------------------------------------
     def exec(self, code: str, timeout: float | None = None) -> str:
-        return self._guard(lambda: self._repl().exec(code, timeout))
+        try:
+            return self._guard(lambda: self._repl().exec(code, timeout))
+        except Unresponsive as exc:
+            if self.spec.launch.kind == "serial":
+                raise  # no way to reset a bench device from here: infrastructure error
+            self.console_note(f"runaway code did not stop on Ctrl-C: restarting {self.name}")
+            self.restart()
+            raise ExecTimeout(
+                f"{self.name}: code ran past its timeout and ignored Ctrl-C; the board was restarted ({exc})"
+            ) from None
+
+    def console_note(self, text: str) -> None:
+        if self.console:
+            self.console.note(text)
 
     def eval(self, expression: str, timeout: float | None = None):  # noqa: ANN201
         if "\n" in expression:  # a block whose last line prints a repr

@@ -133,9 +133,9 @@ def dut(request: pytest.FixtureRequest, board: Board) -> Board:
     """The board, soft-reset to a clean interpreter before the test; the test's console output is
     attached to its report and the board's facts to its JUnit properties."""
     item = request.node
-    if board.spec.console.reset == "soft" and getattr(board, "_used", False):
+    if board.spec.console.reset == "soft" and not board.fresh:
         board.soft_reset()
-    board._used = True  # the first test gets the freshly booted interpreter
+    board.fresh = False
     start = board.console.received if board.console else 0
     mark = board.console_log.stat().st_size if board.console_log.exists() else 0
     yield board

@@ -40,6 +40,11 @@ class ExecTimeout(Exception):
     """Code on the board ran past its timeout and was interrupted (a test failure, not infrastructure)."""
 
 
+class Unresponsive(ConsoleTimeout):
+    """Code ran past its timeout and Ctrl-C did not bring the prompt back (some ports only poll the
+    UART for input when idle, so running code cannot be interrupted)."""
+
+
 _exception_classes: dict[str, type[BoardException]] = {}
 
 
@@ -208,7 +213,8 @@ class RawRepl:
         try:
             self.console.expect_exact(b"\x04", timeout=3.0)
         except pexpect.TIMEOUT:
-            raise ConsoleTimeout(
+            self.in_raw = False
+            raise Unresponsive(
                 f"{self.console.transport.name}: board stopped answering (no output end within {timeout:g} s, "
                 f"Ctrl-C did not help); console tail: {self.console.tail(200)!r}"
             ) from None
