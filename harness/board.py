@@ -18,13 +18,16 @@ import pexpect
 from harness.console import Console
 from harness.errors import BoardDied, BootError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
-from harness.launchers import Launcher, make_launcher
+from harness.boardnet import BoardNet
+from harness.canlink import SlcanLink
+from harness.launchers import Launcher, QemuLauncher, make_launcher
 from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, Unresponsive
 from harness.targets import BoardSpec
 
 FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
 
 _BANNER = re.compile(r"MicroPython v?\S+ on [^\r\n]*")
+_BANNER_PROMPT = re.compile(rb"MicroPython v?\S+ on [^\r\n]*\r\n(?:[^\r\n]*\r\n)?>>> ")
 _FACTS = (
     "import sys, gc\n"
     "gc.collect()\n"
@@ -54,7 +57,7 @@ class Board:
         *,
         log_dir: Path | None = None,
         firmware_py: Path = FIRMWARE_PY,
-        log=print,  # noqa: ANN001 - progress sink
+        log=print,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -84,7 +87,9 @@ class Board:
 
     def start(self) -> Board:
         image = self.build()
-        self.launcher = make_launcher(self.spec, image, self.workdir, self.firmware_py)
+        self.launcher = make_launcher(
+            self.spec, image, self.workdir, self.firmware_py, log=lambda m: self.log(m)
+        )
         self.fresh = True  # interpreter untouched since boot: the first test needs no reset
         started = time.monotonic()
         try:
@@ -94,8 +99,16 @@ class Board:
             self.repl = RawRepl(
                 self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout
             )
-            self._wait_ready(started + self.spec.console.boot_timeout)
+            self._wait_prompt(started + self.spec.console.boot_timeout)
+            if isinstance(self.launcher, QemuLauncher) and self.launcher.wants_snapshot():
+                self.launcher.save_snapshot()  # at the friendly prompt: restores land right here
+            self._enter_raw_with_banner()
             self.facts.boot_seconds = time.monotonic() - started
+            self.facts.extra["started_from"] = "snapshot" if self.launcher.restored else "cold boot"
+            if self.spec.snapshot.enabled and self.spec.snapshot.set_clock:
+                # a restored guest wakes with the clock of the moment it was saved (and a cold
+                # one starts from the RTC's whole second): TLS validity checks need the real time
+                self.exec(f"import os\nos.system('date -s @{int(time.time())} >/dev/null')")
             self._collect_facts()
         except BaseException:
             self.stop()
@@ -107,7 +120,7 @@ class Board:
         self._shutdown()
         self.start()
 
-    def _wait_ready(self, deadline: float) -> None:
+    def _wait_prompt(self, deadline: float) -> None:
         """Poke the console until a MicroPython prompt answers; the banner printed before we
         attached may be lost (a pty drops output while nobody has it open)."""
         assert self.console and self.launcher and self.repl
@@ -130,10 +143,19 @@ class Board:
                 seen = self.console.received
             except BoardDied as exc:
                 raise BootError(f"{self.name}: {exc}; {self._tail()}") from None
+
+    def _enter_raw_with_banner(self) -> None:
+        assert self.console and self.repl
         # Ctrl-B at the friendly prompt reprints the banner: the version string as the board tells it.
         early = self.console.before + self.console.flush_input()
         self.console.send(b"\x02")
-        banner = early + self.console.expect_bytes(FRIENDLY_PROMPT, 5.0, "banner after Ctrl-B")
+        # Wait for the banner itself, not just a prompt: over a slow link (RFC 2217, USB) prompts
+        # answering the pokes above may still be on their way and would end the wait too early.
+        try:
+            self.console.expect(_BANNER_PROMPT, timeout=5.0)
+            banner = early + self.console.after
+        except pexpect.TIMEOUT:
+            banner = early + self.console.before
         found = _BANNER.findall(banner.decode("utf-8", "replace"))
         self.facts.banner = found[-1].strip() if found else ""
         self.repl.enter_raw()
@@ -181,12 +203,12 @@ class Board:
         if self.console:
             self.console.note(text)
 
-    def eval(self, expression: str, timeout: float | None = None):  # noqa: ANN201
+    def eval(self, expression: str, timeout: float | None = None):
         if "\n" in expression:  # a block whose last line prints a repr
             return self._guard(lambda: self._eval_block(expression, timeout))
         return self._guard(lambda: self._repl().eval(expression, timeout))
 
-    def _eval_block(self, code: str, timeout: float | None):  # noqa: ANN202
+    def _eval_block(self, code: str, timeout: float | None):
         import ast
 
         return ast.literal_eval(self._repl().exec(code, timeout).strip().splitlines()[-1])
@@ -197,19 +219,41 @@ class Board:
     def alive(self) -> bool:
         return self.launcher is not None and self.launcher.alive()
 
+    @property
+    def net(self) -> BoardNet:
+        if not self.launcher or not self.launcher.net:
+            raise InfrastructureError(f"{self.name}: board has no network (see [network] in {self.spec.path})")
+        return self.launcher.net
+
+    @property
+    def can_link(self) -> SlcanLink:
+        if not self.launcher or not self.launcher.can:
+            raise InfrastructureError(f"{self.name}: board has no CAN link (see [can] in {self.spec.path})")
+        return self.launcher.can
+
     def _repl(self) -> RawRepl:
         if self.repl is None:
             raise InfrastructureError(f"{self.name}: board is not started")
         return self.repl
 
-    def _guard(self, action):  # noqa: ANN001, ANN202
+    def _guard(self, action):
         """Re-word console failures with the launcher's view: a dead QEMU says how it died."""
         try:
             return action()
         except (ConsoleTimeout, BoardDied) as exc:
-            if self.launcher and not self.launcher.alive():
+            if self.launcher and self._launcher_gone(grace=1.0 if isinstance(exc, BoardDied) else 0.0):
                 raise BoardDied(f"{self.name}: {self.launcher.death()}; {self._tail()}") from None
             raise type(exc)(f"{self.name}: {exc}") from None
+
+    def _launcher_gone(self, grace: float) -> bool:
+        """A dying process closes its console a moment before it can be reaped: when the link broke,
+        give the launcher up to ``grace`` seconds to see its process gone."""
+        deadline = time.monotonic() + grace
+        while self.launcher.alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
     def _tail(self) -> str:
         tail = self.console.tail(300) if self.console else ""

@@ -14,17 +14,22 @@ import select
 import shutil
 import subprocess
 import sys
-import threading
 import termios
+import threading
 import time
 import tty
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import procs
+from harness.boardnet import BoardNet, free_port, host_net, release, tap_net, user_net
+from harness.canlink import SlcanLink
 from harness.errors import BootError, InfrastructureError
 from harness.images import Image
+from harness.qmp import Qmp
+from harness.snapshot import Snapshot
 from harness.targets import BoardSpec
 from harness.transport import FdTransport, SerialTransport, Transport
 
@@ -33,6 +38,10 @@ _QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-x86_64": "q
 
 
 class Launcher(ABC):
+    net: BoardNet | None = None  # how the host reaches the board's network, if it has one
+    can: SlcanLink | None = None  # the board's CAN link, if it has one
+    restored: bool = False  # started from a snapshot rather than booted
+
     @abstractmethod
     def start(self) -> Transport: ...
 
@@ -66,36 +75,158 @@ def _expand(args: list[str], values: dict[str, str], spec: BoardSpec) -> list[st
 
 
 class QemuLauncher(Launcher):
-    def __init__(self, spec: BoardSpec, image: Image, workdir: Path, extra_args: list[str] | None = None) -> None:
-        self.spec, self.image, self.workdir = spec, image, workdir
-        self.extra_args = extra_args or []
+    """QEMU with the console on serial0 (a pty, or a TCP socket), plus what the target asks for:
+    a network (user-mode or tap), a CAN link on serial1, a QMP socket, snapshot save/restore."""
+
+    PORT_RETRIES = 3  # free ports are picked before QEMU binds them: retry the rare collision
+
+    def __init__(self, spec: BoardSpec, image: Image, workdir: Path, log: Callable[[str], None] = print) -> None:
+        self.spec, self.image, self.workdir, self.log = spec, image, workdir, log
         self.proc: subprocess.Popen | None = None
         self.ptys: dict[str, str] = {}  # QEMU chardev label -> /dev/pts/N
         self.output: deque[bytes] = deque(maxlen=50)  # QEMU's own stdout/stderr lines
-        self.started_at = 0.0
+        self.net: BoardNet | None = None
+        self.can: SlcanLink | None = None
+        self.qmp: Qmp | None = None
+        self.snapshot: Snapshot | None = None
+        self.restored = False
+        self.console_port = 0
+        self._captures = 0
 
-    def command(self) -> list[str]:
-        launch = self.spec.launch
+    # --- command line -----------------------------------------------------------------------
+    def _kernel_params(self) -> list[str]:
+        return (self.net.kernel_params() if self.net else []) + (self.can.kernel_params() if self.can else [])
+
+    def _args(self) -> list[str]:
         values = {k: str(v) for k, v in self.image.files.items()} | {"workdir": str(self.workdir)}
-        return [
-            launch.binary, "-M", launch.machine,
-            "-display", "none", "-monitor", "none", "-serial", "pty",
-            *_expand(launch.args, values, self.spec), *self.extra_args,
-        ]  # fmt: skip
+        args = _expand(self.spec.launch.args, values, self.spec)
+        if params := self._kernel_params():
+            i = args.index("-append")
+            args[i + 1] = f"{args[i + 1]} {' '.join(params)}"
+        return args
+
+    def command(self, incoming: bool = False) -> list[str]:
+        launch = self.spec.launch
+        if self.spec.console.chardev == "pty":
+            console = "pty"
+        else:
+            console = f"tcp:127.0.0.1:{self.console_port},server=on,wait=off,nodelay=on"
+        cmd = [launch.binary, "-M", launch.machine, "-display", "none", "-monitor", "none", "-serial", console]
+        cmd += self._args()
+        if self.can:
+            cmd += self.can.qemu_args()  # after the console: the guest's ttyS1
+        if self.net:
+            cmd += self.net.qemu_args(self.spec.network.device)
+        cmd += ["-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off"]
+        if incoming:
+            cmd += ["-incoming", "defer"]
+        return self.net.netns.command(cmd) if self.net and self.net.netns else cmd
+
+    def snapshot_shape(self) -> list[str]:
+        """What must match between a saved state and the machine restoring it (no per-instance ports)."""
+        n = self.spec.network
+        return [self.spec.name, self.image.digest, self.spec.launch.machine, *self._args(),
+                n.mode, n.device, self.spec.can.link, self.spec.console.chardev]  # fmt: skip
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def _allocate(self) -> None:
+        n = self.spec.network
+        if n.mode == "user":
+            self.net = user_net(n)
+        elif n.mode == "tap" and self.net is None:  # a tap keeps its namespace across port retries
+            self.net = tap_net(n, instance=f"inst-{self.spec.name}-{id(self):x}")
+        if self.spec.can.link == "slcan_serial":
+            self.can = SlcanLink.allocate(self.spec.can.bitrate, self.net.netns if self.net else None)
+        if self.spec.console.chardev == "socket":
+            self.console_port = free_port()
 
     def start(self) -> Transport:
         binary = self.spec.launch.binary
         if not shutil.which(binary):
             pkg = _QEMU_PACKAGES.get(binary, "qemu-system")
             raise InfrastructureError(f"{binary} not found: install Debian package {pkg} (make setup does)")
-        cmd = self.command()
-        self.started_at = time.monotonic()
-        self.proc = procs.spawn(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        want = cmd.count("pty") if "-serial" in cmd else 1
-        self._read_pty_lines(want, deadline=time.monotonic() + 15)
-        threading.Thread(target=self._drain, daemon=True, name=f"qemu-{self.spec.name}").start()
-        return SerialTransport(self.ptys["serial0"], self.spec.console.baudrate, **_pacing(self.spec))
+        if self.spec.snapshot.enabled:
+            self._allocate()
+            self.snapshot = Snapshot.for_config(self.spec.name, binary, self.snapshot_shape())
+            if self.snapshot.exists:
+                try:
+                    return self._start(incoming=True)
+                except InfrastructureError as exc:
+                    self.log(f"[{self.spec.name}] snapshot {self.snapshot.path.name} unusable ({exc}); "
+                             "discarding it and booting cold")
+                    self._kill()
+                    self.snapshot.discard()
+        for attempt in range(self.PORT_RETRIES):
+            self._allocate()
+            try:
+                return self._start(incoming=False)
+            except BootError as exc:
+                if "in use" not in str(exc) or attempt == self.PORT_RETRIES - 1:
+                    raise
+                self._kill()
+        raise AssertionError("unreachable")
 
+    def _start(self, incoming: bool) -> Transport:
+        self.started_at = time.monotonic()
+        self.ptys, self.restored = {}, False
+        (self.workdir / "qmp.sock").unlink(missing_ok=True)
+        self.proc = procs.spawn(
+            self.command(incoming), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        if self.spec.console.chardev == "pty":
+            self._read_pty_lines(1, deadline=time.monotonic() + 15)
+        threading.Thread(target=self._drain, daemon=True, name=f"qemu-{self.spec.name}").start()
+        try:
+            self.qmp = Qmp(self.workdir / "qmp.sock", timeout=15)
+        except InfrastructureError:
+            self._raise_if_exited()
+            raise
+        if incoming:
+            assert self.snapshot
+            started = time.monotonic()
+            self.snapshot.restore(self.qmp)
+            self.restored = True
+            self.log(f"[{self.spec.name}] restored from snapshot in {time.monotonic() - started:.2f} s")
+        url = self.ptys["serial0"] if self.spec.console.chardev == "pty" else f"socket://127.0.0.1:{self.console_port}"
+
+        def connect() -> Transport:
+            return SerialTransport(url, self.spec.console.baudrate, **_pacing(self.spec))
+
+        # A tap board's QEMU runs in its namespace: so do its TCP chardevs (console, CAN).
+        return self.net.run(connect) if self.net else connect()
+
+    def _raise_if_exited(self) -> None:
+        if self.proc and self.proc.poll() is not None:
+            raise BootError(f"{self.spec.name}: QEMU exited with status {self.proc.returncode} at start: {self._out()}")
+
+    def wants_snapshot(self) -> bool:
+        return self.snapshot is not None and not self.restored and not self.snapshot.exists
+
+    def save_snapshot(self) -> None:
+        assert self.snapshot and self.qmp
+        with self.snapshot.lock():
+            if self.snapshot.exists:
+                return
+            started = time.monotonic()
+            self.snapshot.save(self.qmp)
+            size = self.snapshot.path.stat().st_size >> 20
+            self.log(f"[{self.spec.name}] saved snapshot {self.snapshot.path.name} ({size} MB) "
+                     f"in {time.monotonic() - started:.2f} s")
+
+    # --- per-test packet capture (QEMU's filter-dump on the board's netdev) --------------------
+    def start_capture(self, path: Path) -> str:
+        assert self.qmp and self.net
+        self._captures += 1
+        ident = f"hilcap{self._captures}"
+        self.qmp.cmd("object-add", **{"qom-type": "filter-dump", "id": ident, "netdev": self.net.netdev_id,
+                                      "file": str(path)})
+        return ident
+
+    def stop_capture(self, ident: str) -> None:
+        if self.qmp and self.alive():
+            self.qmp.cmd("object-del", id=ident)
+
+    # --- pty plumbing -----------------------------------------------------------------------
     def _read_pty_lines(self, want: int, deadline: float) -> None:
         assert self.proc and self.proc.stdout
         fd = self.proc.stdout.fileno()
@@ -141,9 +272,17 @@ class QemuLauncher(Launcher):
         how = f"was killed by signal {-status}" if status is not None and status < 0 else f"exited with status {status}"
         return f"QEMU {how}; QEMU said: {self._out()}"
 
-    def stop(self) -> None:
+    def _kill(self) -> None:
+        if self.qmp:
+            self.qmp.close()
+            self.qmp = None
         if self.proc:
             procs.kill(self.proc)
+
+    def stop(self) -> None:
+        self._kill()
+        if self.net:
+            release(self.net)
 
 
 class ProcessLauncher(Launcher):
@@ -177,11 +316,14 @@ class ProcessLauncher(Launcher):
     def _spawn(self) -> None:
         argv, env = self._argv()
         self.proc = procs.spawn(
-            argv, controlling_tty=True, stdin=self.slave, stdout=self.slave, stderr=self.slave, cwd=self.workdir, env=env
-        )
+            argv, controlling_tty=True, stdin=self.slave, stdout=self.slave, stderr=self.slave,
+            cwd=self.workdir, env=env,
+        )  # fmt: skip
         self.spawned_at = time.monotonic()
 
     def start(self) -> Transport:
+        if self.spec.capabilities.net:
+            self.net = host_net()
         self.master, self.slave = os.openpty()
         _uart_like(self.slave)
         self._spawn()
@@ -208,7 +350,7 @@ class ProcessLauncher(Launcher):
             self._spawn()
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None or (
+        return (self.proc is not None and self.proc.poll() is None) or (
             self._watcher is not None and self._watcher.is_alive() and not self.stopping
         )
 
@@ -241,28 +383,65 @@ def _uart_like(fd: int) -> None:
 
 
 class SerialLauncher(Launcher):
+    """A real device's serial port: a device path, ``rfc2217://HOST:PORT`` (reconnects when the TCP
+    link drops), a labgrid place (``labgrid://COORDINATOR/PLACE``: acquired on start, released on
+    stop) or a lab device (``lab:NAME``: found by its USB attributes, see harness/lab.py)."""
+
     def __init__(self, spec: BoardSpec) -> None:
         self.spec = spec
         self.transport: SerialTransport | None = None
+        self.port = spec.launch.port  # what was opened, once resolved
+        self.lease = None  # a held labgrid place
 
     def start(self) -> Transport:
-        self.transport = SerialTransport(self.spec.launch.port, self.spec.console.baudrate, **_pacing(self.spec))
+        from harness import remote
+
+        port = self.spec.launch.port
+        if port.startswith("lab:"):
+            from harness.lab import resolve_lab_port
+
+            port = resolve_lab_port(port[4:])
+        if remote.is_labgrid(port):
+            self.lease = remote.LabgridPlace.from_port(port)
+            port = self.lease.acquire()
+        self.port = port
+        try:
+            if port.startswith("rfc2217://"):
+                self.transport = remote.Rfc2217Transport(
+                    port, self.spec.console.baudrate, reconnect_timeout=self.spec.console.boot_timeout,
+                    **_pacing(self.spec),
+                )  # fmt: skip
+            else:
+                self.transport = SerialTransport(port, self.spec.console.baudrate, **_pacing(self.spec))
+            # A board left in raw REPL by an earlier session answers no poke: Ctrl-B leaves it
+            # (at the friendly prompt it just reprints the banner).
+            self.transport.write(b"\x02")
+        except BaseException:
+            if self.transport is not None:
+                self.transport.close()
+            self.stop()
+            raise
         return self.transport
 
     def alive(self) -> bool:
-        return self.transport is not None and os.path.exists(self.spec.launch.port) or "://" in self.spec.launch.port
+        return (self.transport is not None and os.path.exists(self.port)) or "://" in self.port
 
     def death(self) -> str:
-        return f"serial port {self.spec.launch.port} disappeared (unplugged?)"
+        return f"serial port {self.port} disappeared (unplugged?)"
 
     def stop(self) -> None:
-        pass  # the console closes the port
+        # the console closes the port; a labgrid place is given back
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
 
 
-def make_launcher(spec: BoardSpec, image: Image, workdir: Path, firmware_py: Path) -> Launcher:
+def make_launcher(
+    spec: BoardSpec, image: Image, workdir: Path, firmware_py: Path, log: Callable[[str], None] = print
+) -> Launcher:
     kind = spec.launch.kind
     if kind == "qemu":
-        return QemuLauncher(spec, image, workdir)
+        return QemuLauncher(spec, image, workdir, log)
     if kind == "process":
         return ProcessLauncher(spec, workdir, firmware_py)
     return SerialLauncher(spec)

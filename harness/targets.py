@@ -14,7 +14,7 @@ from typing import Any, get_args, get_origin
 
 from harness.errors import ConfigError
 
-KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset")
+KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset", "tap")
 
 
 @dataclass
@@ -41,6 +41,10 @@ class LaunchSpec:
 
 @dataclass
 class ConsoleSpec:
+    # QEMU boards: "pty" (QEMU's pty, opened with pyserial exactly like /dev/ttyACM0) or "socket"
+    # (a TCP chardev through pyserial's socket:// handler: QEMU polls a pty for a reader only once
+    # a second, so input lags up to 1 s after boot or restore; a socket is accepted at once).
+    chardev: str = "pty"
     baudrate: int = 115200
     write_chunk: int = 0  # bytes per paced write; 0 = unpaced
     write_gap_ms: float = 0.0  # pause after each paced chunk (UARTs without flow control)
@@ -48,6 +52,39 @@ class ConsoleSpec:
     exec_timeout: float = 10.0
     raw_paste: bool = True  # try raw-paste mode (flow controlled) before plain raw REPL
     reset: str = "soft"  # soft (Ctrl-D) | none: what happens between tests
+
+
+@dataclass
+class NetworkSpec:
+    """QEMU board networking. user: QEMU's user-mode stack, guest ports forwarded to per-instance
+    host ports on 127.0.0.1. tap: a real L2 link, the board's tap on a bridge inside a network
+    namespace the harness creates (boards with the same segment share it)."""
+
+    mode: str = "none"  # none | user | tap
+    device: str = "virtio-net-pci"
+    forward_tcp: list[int] = field(default_factory=list)  # guest ports reachable from the host (user mode)
+    forward_udp: list[int] = field(default_factory=list)
+    subnet: str = "192.168.77"  # tap mode: /24 inside the harness's namespace; .1 is the host side
+    segment: str = ""  # tap mode: boards naming the same segment share one bridge
+    capture: bool = True  # per-test pcap of the board's traffic (QEMU filter-dump)
+
+
+@dataclass
+class CanSpec:
+    """A CAN link: the guest's second serial port carries slcan; the host speaks python-can
+    slcan to it over socket:// (QEMU maps that serial port to a TCP server on 127.0.0.1)."""
+
+    link: str = "none"  # none | slcan_serial
+    bitrate: int = 500000
+
+
+@dataclass
+class SnapshotSpec:
+    """Boot once, save the VM state with MicroPython up (QEMU migration to a file), restore later
+    instances from it; stale or failing snapshots fall back to a cold boot."""
+
+    enabled: bool = False
+    set_clock: bool = True  # restored guests wake with the save time: set it (Linux guests: date -s)
 
 
 @dataclass
@@ -59,6 +96,7 @@ class Capabilities:
     ipv6: bool = False
     asm_thumb: bool = False
     soft_reset: bool = True
+    tap: bool = False  # a real L2 link the host can inject packets into (network.mode = "tap")
     heap_kb: int = 0
 
     def has(self, name: str) -> bool:
@@ -79,6 +117,9 @@ class BoardSpec:
     launch: LaunchSpec = field(default_factory=LaunchSpec)
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     capabilities: Capabilities = field(default_factory=Capabilities)
+    network: NetworkSpec = field(default_factory=NetworkSpec)
+    can: CanSpec = field(default_factory=CanSpec)
+    snapshot: SnapshotSpec = field(default_factory=SnapshotSpec)
 
 
 LAUNCH_KINDS = ("qemu", "process", "serial")
@@ -144,7 +185,10 @@ def load_board(path: Path) -> BoardSpec:
         raise ConfigError(f"{path}: key 'board.name' must be a non-empty string")
     if name != path.stem:
         raise ConfigError(f"{path}: key 'board.name' is {name!r} but the file is {path.name}; make them match")
-    sections = {"image": ImageSpec, "launch": LaunchSpec, "console": ConsoleSpec, "capabilities": Capabilities}
+    sections = {
+        "image": ImageSpec, "launch": LaunchSpec, "console": ConsoleSpec, "capabilities": Capabilities,
+        "network": NetworkSpec, "can": CanSpec, "snapshot": SnapshotSpec,
+    }  # fmt: skip
     for key in raw:
         if key not in sections:
             raise ConfigError(f"{path}: unknown table [{key}] (known: board, {', '.join(sections)})")
@@ -163,6 +207,9 @@ def load_board(path: Path) -> BoardSpec:
         launch=_fill(LaunchSpec, raw.get("launch", {}), "launch.", path),
         console=_fill(ConsoleSpec, raw.get("console", {}), "console.", path),
         capabilities=_fill(Capabilities, raw.get("capabilities", {}), "capabilities.", path),
+        network=_fill(NetworkSpec, raw.get("network", {}), "network.", path),
+        can=_fill(CanSpec, raw.get("can", {}), "can.", path),
+        snapshot=_fill(SnapshotSpec, raw.get("snapshot", {}), "snapshot.", path),
     )
     _check_values(spec)
     return spec
@@ -192,6 +239,20 @@ def _check_values(spec: BoardSpec) -> None:
         raise ConfigError(f"{p}: key 'launch.command' is required for a process board (e.g. [\"micropython\"])")
     if launch.kind == "serial" and not launch.port:
         raise ConfigError(f"{p}: key 'launch.port' is required for a serial board (e.g. \"/dev/ttyACM0\")")
+    if spec.console.chardev not in ("pty", "socket"):
+        raise ConfigError(f"{p}: key 'console.chardev' is {spec.console.chardev!r}; use \"pty\" or \"socket\"")
+    if spec.network.mode not in ("none", "user", "tap"):
+        raise ConfigError(f"{p}: key 'network.mode' is {spec.network.mode!r}; use none, user or tap")
+    if spec.can.link not in ("none", "slcan_serial"):
+        raise ConfigError(f"{p}: key 'can.link' is {spec.can.link!r}; use none or slcan_serial")
+    uses_qemu_features = spec.network.mode != "none" or spec.can.link != "none" or spec.snapshot.enabled
+    if uses_qemu_features and launch.kind != "qemu":
+        raise ConfigError(f"{p}: [network], [can] and [snapshot] need launch.kind = \"qemu\"")
+    if (spec.network.mode != "none" or spec.can.link != "none") and "-append" not in launch.args:
+        raise ConfigError(f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args")
+    for port in spec.network.forward_tcp + spec.network.forward_udp:
+        if not 0 < port < 65536:
+            raise ConfigError(f"{p}: port {port} in network.forward_* is not a TCP/UDP port")
     if spec.console.reset not in RESET_KINDS:
         raise ConfigError(f"{p}: key 'console.reset' is {spec.console.reset!r}; use one of {', '.join(RESET_KINDS)}")
     for key in ("boot_timeout", "exec_timeout"):

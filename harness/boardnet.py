@@ -1,0 +1,148 @@
+"""How the host reaches a board's network, whatever the board is:
+
+- host: the board is a host process (native): it shares the host's loopback;
+- user: QEMU user-mode networking; guest ports are forwarded to per-instance host ports on
+  127.0.0.1 (so parallel boards never collide); the board reaches host services at 10.0.2.2,
+  which QEMU maps to the host's 127.0.0.1;
+- tap: a real L2 link: the board's tap sits on a bridge inside a namespace the harness made
+  (harness.netns); host-side sockets are created inside that namespace.
+
+Suites use one interface: ``tcp_port(i)`` is a port the board may listen on, ``address(port)``
+where the host connects to reach it, ``listen()`` a host server the board can reach at
+``host_ip``, and ``run(fn)`` to do anything else (scapy) from the host side of the link."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from harness.netns import NetNamespace
+from harness.targets import NetworkSpec
+
+T = TypeVar("T")
+USER_GUEST_IP, USER_HOST_IP = "10.0.2.15", "10.0.2.2"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free on 127.0.0.1 right now (QEMU binds it a moment later; collisions are retried by
+    the launcher)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class BoardNet:
+    mode: str
+    guest_ip: str
+    host_ip: str  # the host, as the board sees it
+    guest_tcp: list[int] = field(default_factory=list)  # ports the board may listen on
+    guest_udp: list[int] = field(default_factory=list)
+    forwards: dict[tuple[str, int], int] = field(default_factory=dict)  # (proto, guest port) -> host port
+    netns: NetNamespace | None = None
+    bridge: str = ""
+    tap: str = ""
+    netdev_id: str = "n0"
+
+    # --- what suites use -------------------------------------------------------------------
+    def tcp_port(self, index: int = 0) -> int:
+        return self.guest_tcp[index]
+
+    def udp_port(self, index: int = 0) -> int:
+        return self.guest_udp[index]
+
+    def address(self, guest_port: int, proto: str = "tcp") -> tuple[str, int]:
+        """Where the host sends to reach guest_port on the board."""
+        if self.mode == "user":
+            return ("127.0.0.1", self.forwards[(proto, guest_port)])
+        return (self.guest_ip, guest_port)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        return self.netns.run(fn) if self.netns else fn()
+
+    def new_socket(self, type_: int = socket.SOCK_STREAM) -> socket.socket:
+        """An unconnected host-side socket on the board's link (inside the namespace for tap)."""
+        return self.run(lambda: socket.socket(socket.AF_INET, type_))
+
+    def connect(self, guest_port: int, timeout: float = 10.0) -> socket.socket:
+        addr = self.address(guest_port)
+        return self.run(lambda: socket.create_connection(addr, timeout=timeout))
+
+    def listen(self, type_: int = socket.SOCK_STREAM, backlog: int = 16) -> socket.socket:
+        """A host-side server socket the board reaches at (host_ip, its port)."""
+        bind_ip = "127.0.0.1" if self.mode in ("host", "user") else self.host_ip
+
+        def make() -> socket.socket:
+            s = socket.socket(socket.AF_INET, type_)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((bind_ip, 0))
+            if type_ == socket.SOCK_STREAM:
+                s.listen(backlog)
+            return s
+
+        return self.run(make)
+
+    # --- what the launcher uses ------------------------------------------------------------
+    def qemu_args(self, device: str) -> list[str]:
+        if self.mode == "user":
+            fwd = "".join(
+                f",hostfwd={proto}:127.0.0.1:{hp}-:{gp}" for (proto, gp), hp in sorted(self.forwards.items())
+            )
+            netdev = f"user,id={self.netdev_id}{fwd}"
+        else:
+            netdev = f"tap,id={self.netdev_id},ifname={self.tap},script=no,downscript=no"
+        return ["-netdev", netdev, "-device", f"{device},netdev={self.netdev_id}"]
+
+    def kernel_params(self) -> list[str]:
+        if self.mode == "tap":
+            return [f"hil.ip={self.guest_ip}/24", f"hil.gw={self.host_ip}"]
+        return []
+
+
+def host_net(ports: int = 8) -> BoardNet:
+    """A host-process board: it binds free loopback ports chosen now."""
+    tcp = [free_port() for _ in range(ports)]
+    udp = [free_port(socket.SOCK_DGRAM) for _ in range(ports)]
+    return BoardNet(mode="host", guest_ip="127.0.0.1", host_ip="127.0.0.1", guest_tcp=tcp, guest_udp=udp)
+
+
+def user_net(spec: NetworkSpec) -> BoardNet:
+    forwards = {("tcp", p): free_port() for p in spec.forward_tcp}
+    forwards |= {("udp", p): free_port(socket.SOCK_DGRAM) for p in spec.forward_udp}
+    return BoardNet(mode="user", guest_ip=USER_GUEST_IP, host_ip=USER_HOST_IP, guest_tcp=list(spec.forward_tcp),
+                    guest_udp=list(spec.forward_udp), forwards=forwards)
+
+
+_segments: dict[str, tuple[NetNamespace, int]] = {}
+
+
+def tap_net(spec: NetworkSpec, instance: str) -> BoardNet:
+    """A tap on the segment's bridge (made on first use); guest addresses .10, .11, ... per board."""
+    segment = spec.segment or instance
+    if segment not in _segments:
+        ns = NetNamespace(f"hil-{segment}")
+        ns.add_bridge("br0", f"{spec.subnet}.1/24")
+        _segments[segment] = (ns, 0)
+    ns, count = _segments[segment]
+    _segments[segment] = (ns, count + 1)
+    tap = ns.add_tap("br0")
+    ports = spec.forward_tcp or list(range(7000, 7008))
+    udp = spec.forward_udp or list(range(7100, 7108))
+    return BoardNet(mode="tap", guest_ip=f"{spec.subnet}.{10 + count}", host_ip=f"{spec.subnet}.1",
+                    guest_tcp=ports, guest_udp=udp, netns=ns, bridge="br0", tap=tap)
+
+
+def release(net: BoardNet) -> None:
+    """Drop a tap board's namespace when it was the segment's only user (its own segment)."""
+    for segment, (ns, _count) in list(_segments.items()):
+        if ns is net.netns and segment.startswith("inst-"):
+            ns.close()
+            del _segments[segment]
+
+
+def close_all_segments() -> None:
+    for ns, _ in _segments.values():
+        ns.close()
+    _segments.clear()
