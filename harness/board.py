@@ -21,7 +21,7 @@ from harness.images import BuildContext, Image, build_image
 from harness.boardnet import BoardNet
 from harness.canlink import SlcanLink
 from harness.launchers import Launcher, QemuLauncher, make_launcher
-from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, Unresponsive
+from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, RunningCode, Unresponsive
 from harness.targets import BoardSpec
 
 FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
@@ -198,6 +198,10 @@ class Board:
             raise ExecTimeout(
                 f"{self.name}: code ran past its timeout and ignored Ctrl-C; the board was restarted ({exc})"
             ) from None
+
+    def spawn(self, code: str) -> RunningCode:
+        """Start code and return at once (two-party tests): see repl.RunningCode."""
+        return self._guard(lambda: self._repl().spawn(code))
 
     def console_note(self, text: str) -> None:
         if self.console:

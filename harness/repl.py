@@ -45,6 +45,49 @@ class Unresponsive(ConsoleTimeout):
     UART for input when idle, so running code cannot be interrupted)."""
 
 
+class RunningCode:
+    """Code running on the board: wait for the lines it prints, then for its end.
+
+    Like MicroPython's multi-instance tests (a board prints NEXT when its server is listening),
+    but the host is the other instance: ``running.wait_for("READY")`` then act, then
+    ``running.finish()`` for the rest of the output (board exceptions are raised here)."""
+
+    def __init__(self, repl: RawRepl) -> None:
+        self.repl = repl
+        self.output = bytearray()
+        self.done = False
+
+    def wait_for(self, marker: str, timeout: float = 10.0) -> str:
+        """Output up to and including the marker. Fails if the code ends (or raises) first."""
+        console = self.repl.console
+        try:
+            index = console.expect_exact([marker.encode(), b"\x04"], timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise AssertionError(
+                f"board did not print {marker!r} within {timeout:g} s; output so far: {bytes(self.output)!r}"
+            ) from None
+        self.output += console.before
+        if index == 1:  # the code ended (the \x04 closing stdout) without printing the marker
+            err = console.expect_bytes(b"\x04", 5.0, "end of error output")
+            console.expect_bytes(b">", 5.0, "raw REPL prompt")
+            self.done = True
+            if err:
+                raise parse_board_exception(err.decode("utf-8", "replace"))
+            raise AssertionError(f"board code ended without printing {marker!r}; output: {bytes(self.output)!r}")
+        self.output += marker.encode()
+        return self.output.decode("utf-8", "replace")
+
+    def finish(self, timeout: float | None = None) -> str:
+        """The whole output; raises the board's exception if the code raised."""
+        if not self.done:
+            out, err = self.repl.collect(timeout)
+            self.output += out
+            self.done = True
+            if err:
+                raise parse_board_exception(err.decode("utf-8", "replace"))
+        return bytes(self.output).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
 _exception_classes: dict[str, type[BoardException]] = {}
 
 
@@ -121,18 +164,20 @@ class RawRepl:
         self.in_raw = True
 
     # --- running code -------------------------------------------------------------------------
-    def exec_raw(self, code: str | bytes, timeout: float | None = None) -> tuple[bytes, bytes]:
-        """Run code; return (stdout, stderr) as bytes, without interpreting stderr."""
+    def send_code(self, code: str | bytes) -> None:
+        """Start code running on the board (its output follows on the console)."""
         if isinstance(code, str):
             code = code.encode()
-        timeout = self.exec_timeout if timeout is None else timeout
         if not self.in_raw:
             self.enter_raw()
         if self.use_raw_paste is not False and self._try_raw_paste(code):
-            pass
-        else:
-            self.console.send(code + b"\x04")
-            self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
+            return
+        self.console.send(code + b"\x04")
+        self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
+
+    def collect(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Wait for running code to end; (stdout, stderr). Interrupts it past the timeout."""
+        timeout = self.exec_timeout if timeout is None else timeout
         try:
             self.console.expect_exact(b"\x04", timeout=timeout)
         except pexpect.TIMEOUT:
@@ -142,6 +187,17 @@ class RawRepl:
         self.console.expect_bytes(b">", 5.0, "raw REPL prompt after exec")
         return out, err
 
+    def exec_raw(self, code: str | bytes, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Run code; return (stdout, stderr) as bytes, without interpreting stderr."""
+        self.send_code(code)
+        return self.collect(timeout)
+
+    def spawn(self, code: str | bytes) -> RunningCode:
+        """Start code and return at once: for two-party tests where the host acts while the board
+        runs (the board prints markers, the host waits for them)."""
+        self.send_code(code)
+        return RunningCode(self)
+
     def exec(self, code: str | bytes, timeout: float | None = None) -> str:
         """Run code; return its stdout; raise the board's exception as a host BoardException."""
         out, err = self.exec_raw(code, timeout)
@@ -149,7 +205,7 @@ class RawRepl:
             raise parse_board_exception(err.decode("utf-8", "replace"))
         return out.decode("utf-8", "replace").replace("\r\n", "\n")
 
-    def eval(self, expression: str, timeout: float | None = None):  # noqa: ANN201 - any literal
+    def eval(self, expression: str, timeout: float | None = None):
         """Evaluate on the board and return the value (via repr/literal_eval)."""
         text = self.exec(f"print(repr({expression}))", timeout).strip()
         try:

@@ -1,0 +1,61 @@
+"""Expected failures kept in data, not code (pytest plugin, entry point ``hil_expectations``).
+
+A suite directory may hold ``expected_failures.toml``:
+
+    ["*"]                        # every board
+    test_alpn = "MicroPython's tls module has no ALPN"
+    [native]                     # one board
+    test_so_error = "the unix port has no SO_ERROR"
+
+Each listed test is marked xfail(strict=True) on that board with the reason: it must fail (an
+unexpected pass is reported, so the list stays honest), and JUnit shows it as skipped with the
+reason. Names are test function names, without the [board] parameter."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+
+FILE = "expected_failures.toml"
+
+
+@functools.cache
+def load(directory: Path) -> dict[str, dict[str, str]]:
+    path = directory / FILE
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    for board, tests in data.items():
+        if not isinstance(tests, dict) or not all(isinstance(v, str) and v for v in tests.values()):
+            raise ConfigError(f"{path}: [{board}] must map test names to non-empty reason strings")
+    return data
+
+
+def reason_for(test_file: Path, board: str, test_name: str) -> str | None:
+    for directory in (test_file.parent, *test_file.parent.parents):
+        data = load(directory)
+        for section in (board, "*"):
+            if test_name in data.get(section, {}):
+                return data[section][test_name]
+        if (directory / "pyproject.toml").exists():
+            break
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        board = callspec.params.get("board") if callspec else None
+        if board is None or not hasattr(item, "originalname"):
+            continue
+        reason = reason_for(Path(str(item.fspath)), board, item.originalname)
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=f"{board}: {reason}", strict=True))
