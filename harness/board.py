@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pexpect
 
+from harness.boardnet import BoardNet
+from harness.canlink import SlcanLink
 from harness.console import Console
 from harness.errors import BoardDied, BootError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
-from harness.boardnet import BoardNet
-from harness.canlink import SlcanLink
 from harness.launchers import Launcher, QemuLauncher, make_launcher
 from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, RunningCode, Unresponsive
 from harness.targets import BoardSpec
@@ -181,7 +181,7 @@ class Board:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Board:
-        return self.start()
+        return self if self.console else self.start()  # `with board.start():` must not boot twice
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -85,7 +85,7 @@ class NetNamespace:
                 os.close(fd)
             try:
                 result.append(("ok", fn()))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as exc:
                 result.append(("err", exc))
 
         thread = threading.Thread(target=enter_and_call, name=f"netns-{self.name}")

@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from harness.errors import InfrastructureError
+
+# qemu.qmp logs every failed connect at ERROR; a QEMU still starting up is expected here.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 
 class Qmp:
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
         deadline = time.monotonic() + timeout
+        while not path.exists() and time.monotonic() < deadline:  # QEMU creates it once initialised
+            time.sleep(0.005)
         while True:
             self.conn = QEMUMonitorProtocol(str(path))
             try:
                 self.conn.connect()
                 break
-            except Exception as exc:  # noqa: BLE001 - ConnectError wraps ENOENT/ECONNREFUSED while QEMU starts
+            except Exception as exc:
                 if time.monotonic() > deadline:
                     raise InfrastructureError(f"QMP socket {path} did not answer within {timeout:g} s: {exc}") from None
                 time.sleep(0.005)
         self.conn.settimeout(timeout)
 
     def cmd(self, name: str, **args) -> dict:
-        reply = self.conn.cmd_raw(name, args or None)
+        try:
+            reply = self.conn.cmd_raw(name, args or None)
+        except (QMPError, OSError) as exc:  # QEMU went away mid-command (e.g. a bad migration stream)
+            raise InfrastructureError(f"QMP {name} failed: QEMU disconnected ({type(exc).__name__}: {exc})") from None
         if "error" in reply:
             raise InfrastructureError(f"QMP {name} failed: {reply['error'].get('desc', reply['error'])}")
         return reply.get("return", {})
@@ -46,5 +56,5 @@ class Qmp:
     def close(self) -> None:
         try:
             self.conn.close()
-        except Exception:  # noqa: BLE001 - QEMU may already be gone
+        except Exception:
             pass

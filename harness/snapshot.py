@@ -39,7 +39,7 @@ class Snapshot:
     def for_config(cls, board: str, binary: str, shape: list[str]) -> Snapshot:
         """``shape``: the QEMU arguments and guest settings that must match between save and restore."""
         key = hashlib.sha256("\0".join([qemu_version(binary), *shape]).encode()).hexdigest()[:16]
-        directory = cache_root() / "snapshots"
+        directory = Path(os.environ.get("HIL_SNAPSHOTS") or cache_root() / "snapshots")
         directory.mkdir(parents=True, exist_ok=True)
         return cls(directory / f"{board}-{key}.vmstate")
 

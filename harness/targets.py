@@ -249,7 +249,9 @@ def _check_values(spec: BoardSpec) -> None:
     if uses_qemu_features and launch.kind != "qemu":
         raise ConfigError(f"{p}: [network], [can] and [snapshot] need launch.kind = \"qemu\"")
     if (spec.network.mode != "none" or spec.can.link != "none") and "-append" not in launch.args:
-        raise ConfigError(f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args")
+        raise ConfigError(
+            f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args"
+        )
     for port in spec.network.forward_tcp + spec.network.forward_udp:
         if not 0 < port < 65536:
             raise ConfigError(f"{p}: port {port} in network.forward_* is not a TCP/UDP port")

@@ -16,27 +16,31 @@ pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def qemu_pids() -> set[int]:
+def qemu_pids(parent: int | None = None) -> set[int]:
+    """Running QEMUs (only the children of ``parent`` when given: other runs may share the machine)."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().startswith("qemu-system"):
-                    pids.add(int(entry.name))
-            except OSError:
-                pass
+                if not (entry / "comm").read_text().startswith("qemu-system"):
+                    continue
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent is None or ppid == parent:
+                pids.add(int(entry.name))
     return pids
 
 
 @pytest.fixture
 def no_leftovers():
     """Fails the test if it leaves a process of ours (or a new QEMU) running."""
-    before = qemu_pids()
+    before = qemu_pids(os.getpid())
     yield
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (procs.live_pids() or qemu_pids() - before):
+    while time.monotonic() < deadline and (procs.live_pids() or qemu_pids(os.getpid()) - before):
         time.sleep(0.05)
-    leaked = qemu_pids() - before
+    leaked = qemu_pids(os.getpid()) - before
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
     assert not procs.live_pids(), f"harness processes left running: {procs.live_pids()}"
