@@ -8,8 +8,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qemu-system-arm qemu-system-x86 gcc-arm-none-eabi picolibc-arm-none-eabi dpkg-dev \
-	busybox-static kmod cpio xz-utils iproute2 binutils
-BOARDS ?= mps2_an385 microbit native
+	busybox-static kmod cpio xz-utils iproute2 binutils util-linux debian-archive-keyring \
+	python3.11-minimal libpython3.11-minimal make gcc \
+	chromium fonts-dejavu-core ser2net
+BOARDS ?= mps2_an385 microbit native qemu_x86
 OUT ?= hil-out
 
 .PHONY: setup apt venv images run test unit smoke lint bench clean

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,14 @@ from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, Runn
 from harness.targets import BoardSpec
 
 FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
+
+class FirmwareExit(AssertionError):
+    """The firmware ended the machine with a failing status (a test failure, not infrastructure)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 _BANNER = re.compile(r"MicroPython v?\S+ on [^\r\n]*")
 _BANNER_PROMPT = re.compile(rb"MicroPython v?\S+ on [^\r\n]*\r\n(?:[^\r\n]*\r\n)?>>> ")
@@ -198,6 +207,28 @@ class Board:
             raise ExecTimeout(
                 f"{self.name}: code ran past its timeout and ignored Ctrl-C; the board was restarted ({exc})"
             ) from None
+
+    def run_to_exit(self, code: str, timeout: float | None = None) -> int:
+        """Run firmware code that ends the machine (semihosting exit on QEMU Arm boards) and return
+        its exit status. A status outside launch.ok_exit_codes raises FirmwareExit (a test
+        failure). The board is booted again afterwards, so later tests still have one."""
+        if not isinstance(self.launcher, QemuLauncher):
+            raise InfrastructureError(f"{self.name}: run_to_exit needs a QEMU board (semihosting exit)")
+        timeout = self.spec.console.exec_timeout if timeout is None else timeout
+        proc = self.launcher.proc
+        assert proc is not None
+        self._repl().send_code(code)
+        try:
+            status = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ExecTimeout(f"{self.name}: firmware did not exit within {timeout:g} s; {self._tail()}") from None
+        finally:
+            self.console_note(f"machine exited with status {proc.poll()}")
+        self.restart()
+        if status not in self.spec.launch.ok_exit_codes:
+            raise FirmwareExit(status, f"{self.name}: firmware exited with status {status} "
+                               f"(ok: {self.spec.launch.ok_exit_codes}); {self._tail()}")
+        return status
 
     def spawn(self, code: str) -> RunningCode:
         """Start code and return at once (two-party tests): see repl.RunningCode."""

@@ -8,12 +8,14 @@ import zlib
 
 import pytest
 
+from harness.board import FirmwareExit
 from harness.repl import BoardException, ExecTimeout
 
 
 def test_banner_names_micropython_and_version(board):
     # "MicroPython v1.25.0 on 2025-..; MPS2_AN385 with Cortex-M3" (a git build names its hash instead)
-    assert re.match(r"MicroPython (v\d+\.\d+\S*|[0-9a-f]{7,}) on \d{4}-\d\d-\d\d", board.facts.banner), board.facts.banner
+    banner = board.facts.banner
+    assert re.match(r"MicroPython (v\d+\.\d+\S*|[0-9a-f]{7,}) on \d{4}-\d\d-\d\d", banner), banner
     assert board.facts.implementation == "micropython"
     major, minor = (int(x) for x in board.facts.version.split(".")[:2])
     assert (major, minor) >= (1, 9)
@@ -98,3 +100,13 @@ def test_file_round_trip(dut):
     assert (length, crc) == (len(data), zlib.crc32(data))
     assert dut.eval("__import__('hil_fs').read('hil_t.bin')") == data
     dut.exec("import os\nos.remove('hil_t.bin')")
+
+
+@pytest.mark.requires("asm_thumb")
+def test_semihosting_exit_status_maps_to_a_verdict(dut):
+    # The firmware ends QEMU through semihosting: status 0 is a pass, anything else a failure.
+    assert dut.run_to_exit("import hil_semihost\nhil_semihost.exit(0)") == 0
+    with pytest.raises(FirmwareExit) as info:
+        dut.run_to_exit("import hil_semihost\nhil_semihost.exit(3)")
+    assert info.value.status == 3
+    assert dut.exec("print('rebooted')") == "rebooted\n"  # the harness booted it again
