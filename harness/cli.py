@@ -97,7 +97,7 @@ def boot(
         b.stop()
 
 
-def _interactive(b) -> None:  # noqa: ANN001
+def _interactive(b) -> None:
     """Bridge the terminal and the board console until Ctrl-] or the board goes away."""
     stdin = sys.stdin.fileno()
     saved = termios.tcgetattr(stdin) if os.isatty(stdin) else None
@@ -139,20 +139,31 @@ def run(
     junit.unlink(missing_ok=True)
     args = [str(REPO / s) if not Path(s).exists() else s for s in (suite or DEFAULT_SUITES)]
     args += [f"--board={b}" for b in board or []]
-    args += [f"--junitxml={junit}", f"--html={html}", "--self-contained-html", f"--hil-logs={out_dir / 'logs'}"]
+    html.unlink(missing_ok=True)
+    args += [f"--junitxml={junit}", f"--hil-logs={out_dir / 'logs'}"]
     args += ["-p", "no:cacheprovider", f"--rootdir={REPO}", *ctx.args]
     if workers:
         args += ["-n", workers]
     code = int(pytest.main(args))
     if junit.exists():
+        from harness.cli_report import print_matrix
+        from harness.html_report import write_html
+        from harness.report import read_cases
+
         _print_verdicts(tally_by_board(junit))
+        cases = read_cases(junit)
+        if cases:
+            print_matrix(cases)
+        write_html(junit, html)  # harness/html_report.py: static, self-contained (replaces pytest-html)
         out.print(f"JUnit: {junit}   HTML: {html}")
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         err.print("error: no tests were collected: check --suite and --board", highlight=False)
-    raise typer.Exit(code)
+    # sys.exit, not typer.Exit: main() runs the app with standalone_mode=False, where click turns
+    # typer.Exit into a return value and the status would be lost (CI must see failures).
+    sys.exit(code)
 
 
-def _print_verdicts(tallies) -> None:  # noqa: ANN001
+def _print_verdicts(tallies) -> None:
     table = Table(title="per-board verdict")
     for col in ("board", "verdict", "passed", "failed", "errors", "skipped", "first problem"):
         table.add_column(col)
@@ -166,9 +177,28 @@ def _print_verdicts(tallies) -> None:  # noqa: ANN001
     out.print(table)
 
 
+def _register_extensions() -> None:
+    """Command groups that live in their own modules (reports, real devices)."""
+    import importlib
+
+    for name in ("harness.cli_report", "harness.cli_devices"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer.Exit(n) comes back as n without standalone mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except HarnessError as exc:
         err.print(f"hil: error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -22,6 +22,7 @@ class Console(SpawnBase):
         super().__init__(timeout=timeout, maxread=4096, searchwindowsize=None)
         self.delayafterread = None  # pexpect's default sleep per read costs latency for nothing
         self.transport = transport
+        transport.on_event = self.note  # link events (reconnects) become log markers
         self.log_path = log_path
         self._log_file = open(log_path, "ab", buffering=0) if log_path else None  # noqa: SIM115
         self._tail = bytearray()

@@ -82,7 +82,7 @@ def kill_all() -> None:
         kill(proc, grace=0.5)
 
 
-def _on_signal(signum: int, frame) -> None:  # noqa: ANN001
+def _on_signal(signum: int, frame) -> None:
     kill_all()
     # Re-raise as the default action so exit status says what killed us.
     signal.signal(signum, signal.SIG_DFL)

@@ -51,7 +51,7 @@ def finalize_junit(path: Path, consoles: dict[tuple[str, str], str] | None = Non
         xml.write(str(path))
 
 
-def _suites(xml):  # noqa: ANN001, ANN202 - JUnitXml or a bare TestSuite root
+def _suites(xml):
     return list(xml) if isinstance(xml, JUnitXml) else [xml]
 
 
@@ -90,3 +90,148 @@ def tally_by_board(path: Path) -> dict[str, BoardTally]:
             else:
                 t.passed += 1
     return dict(tallies)
+
+
+# --- reading a run back: test cases with their board, suite and outcome ---------------------------
+
+RETRIED_PROPERTY = "hil_retried"
+FIRST_ERROR_PROPERTY = "hil_first_error"
+QUARANTINE_PROPERTY = "hil_quarantined"
+OUTCOMES = ("passed", "failed", "error", "skipped")
+
+
+@dataclass
+class CaseResult:
+    board: str
+    suite: str
+    classname: str
+    name: str
+    outcome: str  # passed | failed | error | skipped
+    message: str
+    text: str
+    seconds: float
+    system_out: str
+    props: dict[str, str]
+
+    @property
+    def retried(self) -> bool:
+        return RETRIED_PROPERTY in self.props
+
+
+def suite_of(classname: str) -> str:
+    """The suite a test belongs to: the directory under suites/ (suites.smoke.test_x -> smoke),
+    else its test module (tests.test_plugin -> test_plugin)."""
+    parts = [p for p in classname.split(".") if p]
+    if "suites" in parts:
+        i = parts.index("suites")
+        if i + 2 < len(parts) or (i + 2 == len(parts) and not parts[i + 1].startswith("test_")):
+            return parts[i + 1]
+    modules = [p for p in parts if p.startswith("test_") or p.endswith("_test")]
+    return modules[0] if modules else (parts[-1] if parts else "(tests)")
+
+
+def _load(path: Path) -> JUnitXml:
+    from harness.errors import HarnessError
+
+    try:
+        return JUnitXml.fromfile(str(path))
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such JUnit file; run `hil run` first or give the right path") from None
+    except Exception as exc:  # junitparser raises lxml/etree parse errors
+        raise HarnessError(f"{path}: not a JUnit XML file ({exc}); give a file written by pytest --junitxml") from None
+
+
+def read_cases(path: Path) -> list[CaseResult]:
+    cases = []
+    for suite in _suites(_load(path)):
+        for case in suite:
+            props = _properties(case)
+            results = list(case.result)
+            kinds = {type(r) for r in results}
+            outcome = "passed"
+            for kind, name in ((Skipped, "skipped"), (Failure, "failed"), (Error, "error")):
+                if kind in kinds:
+                    outcome = name
+            first = next((r for r in results if type(r) in (Error, Failure, Skipped)), None)
+            result = CaseResult(
+                board=props.get("board", "(no board)"), suite=suite_of(case.classname or ""),
+                classname=case.classname or "", name=case.name or "", outcome=outcome,
+                message=(first.message or "") if first is not None else "",
+                text=(first.text or "") if first is not None else "",
+                seconds=float(case.time or 0.0), system_out=case.system_out or "", props=props,
+            )  # fmt: skip
+            cases.append(result)
+    return cases
+
+
+def matrix(cases: list[CaseResult]) -> dict[str, dict[str, dict[str, int]]]:
+    """board -> suite -> outcome -> count."""
+    grid: dict[str, dict[str, dict[str, int]]] = {}
+    for c in cases:
+        cell = grid.setdefault(c.board, {}).setdefault(c.suite, dict.fromkeys(OUTCOMES, 0))
+        cell[c.outcome] += 1
+    return grid
+
+
+def cell_verdict(cell: dict[str, int]) -> str:
+    if cell.get("error"):
+        return "error"
+    if cell.get("failed"):
+        return "failed"
+    return "passed" if cell.get("passed") else "skipped"
+
+
+def board_facts(cases: list[CaseResult]) -> dict[str, dict[str, str]]:
+    """What each board said about itself (from the first test case that carried it)."""
+    facts: dict[str, dict[str, str]] = {}
+    for c in cases:
+        known = facts.setdefault(c.board, {})
+        for key in ("micropython_version", "banner", "image_digest", "boot_seconds"):
+            if c.props.get(key) and key not in known:
+                known[key] = c.props[key]
+        if QUARANTINE_PROPERTY in c.props:
+            known.setdefault("quarantined", c.props[QUARANTINE_PROPERTY])
+    return facts
+
+
+# --- merging JUnit files from separate jobs -------------------------------------------------------
+
+
+def merge_junit(out: Path, inputs: list[Path]) -> dict[str, int]:
+    """Merge JUnit files (one CI job per board) into one: one <testsuite> per board, every test case
+    exactly once (a case seen in two inputs, e.g. a re-run job, keeps the later file's result).
+    Returns board -> number of test cases."""
+    from junitparser import TestSuite
+
+    chosen: dict[tuple[str, str, str], TestCase] = {}
+    meta: dict[str, str] = {}
+    for path in inputs:
+        for suite in _suites(_load(path)):
+            meta.setdefault("hostname", suite.hostname or "")
+            meta.setdefault("timestamp", suite.timestamp or "")
+            for case in suite:
+                board = _properties(case).get("board", "")
+                key = (board, case.classname or "", case.name or "")
+                chosen.pop(key, None)  # re-insert: keeps the later file's case, in its order
+                chosen[key] = case
+    merged = JUnitXml()
+    suites: dict[str, TestSuite] = {}
+    for (board, _, _), case in chosen.items():
+        if board not in suites:
+            suite = TestSuite(f"hil {board}" if board else "hil")
+            if meta.get("hostname"):
+                suite.hostname = meta["hostname"]
+            if meta.get("timestamp"):
+                suite.timestamp = meta["timestamp"]
+            suites[board] = suite
+        suites[board].add_testcase(case)
+    for board in sorted(suites):
+        suites[board].update_statistics()
+        merged.add_testsuite(suites[board])
+    merged.update_statistics()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    merged.write(str(out))
+    counts: dict[str, int] = defaultdict(int)
+    for board, _, _ in chosen:
+        counts[board] += 1
+    return dict(counts)

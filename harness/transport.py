@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import select
+import termios
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import serial
 
@@ -24,6 +26,14 @@ class Transport(ABC):
     def __init__(self, write_chunk: int = 0, write_gap_ms: float = 0.0) -> None:
         self.write_chunk = write_chunk
         self.write_gap = write_gap_ms / 1000.0
+        self.events: list[str] = []  # link events (e.g. a reconnect), newest last
+        self.on_event: Callable[[str], None] | None = None  # the console sets this to its log marker
+
+    def event(self, text: str) -> None:
+        """Report a link event: kept in ``events`` and written as a marker into the console log."""
+        self.events.append(text)
+        if self.on_event:
+            self.on_event(text)
 
     @abstractmethod
     def read(self, size: int, timeout: float | None) -> bytes:
@@ -68,7 +78,7 @@ class SerialTransport(Transport):
             self.port = serial.serial_for_url(url, **kwargs)
         except serial.SerialException as exc:
             msg = str(exc)
-            if "No such file" in msg or "could not open port" in msg and "Errno 2" in msg:
+            if "No such file" in msg or ("could not open port" in msg and "Errno 2" in msg):
                 raise InfrastructureError(
                     f"serial port {url} does not exist: check the cable or set launch.port in the target file"
                 ) from None
@@ -91,7 +101,7 @@ class SerialTransport(Transport):
         try:
             self.port.write(data)
             self.port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # tcdrain on a dead pty: termios.error
             raise BoardDied(f"serial port {self.name} went away while writing: {exc}") from None
 
     def close(self) -> None:

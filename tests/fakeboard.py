@@ -104,8 +104,8 @@ class FakeRawBoard(Transport):
         stdout, stderr = io.StringIO(), ""
         try:
             with contextlib.redirect_stdout(stdout):
-                exec(compile(code, "<stdin>", "exec"), self.globals)  # noqa: S102 - the fake board's interpreter
-        except Exception as exc:  # noqa: BLE001
+                exec(compile(code, "<stdin>", "exec"), self.globals)
+        except Exception as exc:
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             stderr = f'Traceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\n{tb}\r\n'
         self.out += stdout.getvalue().replace("\n", "\r\n").encode() + b"\x04" + stderr.encode() + b"\x04>"

@@ -89,7 +89,8 @@ def test_paced_writes_are_chunked():
 @pytest.mark.parametrize(
     ("stderr", "type_", "errno_", "message"),
     [
-        ("Traceback...\r\nOSError: [Errno 104] ECONNRESET\r\n", OSError, errno.ECONNRESET, "OSError: [Errno 104] ECONNRESET"),
+        ("Traceback...\r\nOSError: [Errno 104] ECONNRESET\r\n", OSError, errno.ECONNRESET,
+         "OSError: [Errno 104] ECONNRESET"),
         ("Traceback...\r\nOSError: 11\r\n", OSError, errno.EAGAIN, "OSError: 11"),
         ("Traceback...\nValueError: bad value\n", ValueError, None, "ValueError: bad value"),
         ("MemoryError: memory allocation failed, allocating 1184 bytes\r\n", MemoryError, None, None),

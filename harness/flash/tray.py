@@ -1,0 +1,297 @@
+"""A tray of devices at once: flash, reset, check banner and version, run the smoke suite, one
+verdict per device. Devices run in parallel threads; each reports its phase and byte progress to
+a ``Reporter`` (the CLI draws rich progress bars from it).
+
+A device's port is resolved once per run (USB attributes -> /dev/tty*, or a labgrid place
+acquired for the whole run and released at the end, also on errors) and every step uses it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import procs, remote
+from harness.errors import HarnessError
+from harness.flash import FlashError, FlashReport, one_line
+from harness.lab import DeviceSpec, Lab, board_spec, resolve_port, write_target
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SMOKE_SUITE = REPO / "suites" / "smoke"
+_BANNER = re.compile(r"MicroPython (v\d+\.\d+\S*|[0-9a-f]{7,}) on \d{4}-\d\d-\d\d")
+
+
+class Reporter:
+    """Progress sink: what each device is doing. The default prints nothing."""
+
+    def phase(self, device: str, text: str) -> None: ...
+
+    def progress(self, device: str, done: int, total: int) -> None: ...
+
+
+@dataclass
+class DeviceResult:
+    name: str
+    port: str = ""
+    verdict: str = "ERROR"  # PASS | FAIL | ERROR
+    flash: FlashReport | None = None
+    banner: str = ""
+    version: str = ""
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    problem: str = ""
+    seconds: float = 0.0
+    junit: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def device_port(lab: Lab, device: DeviceSpec) -> Iterator[str]:
+    """The port to open for the whole run; a labgrid place is held until the block ends."""
+    port = resolve_port(device)
+    if remote.is_labgrid(port):
+        with remote.LabgridPlace.from_port(port, lab.coordinator or None) as place:
+            yield place.url
+    else:
+        yield port
+
+
+def open_board(device: DeviceSpec, port: str, log_dir: Path):
+    from harness.board import Board
+    from harness.errors import InfrastructureError
+
+    try:
+        return Board(board_spec(device, port), log_dir=log_dir, log=lambda m: None).start()
+    except InfrastructureError as exc:
+        message = str(exc)
+        if message.startswith(("serial port ", "cannot open serial port ")):  # say which lab entry to fix
+            fix = "fix its 'port'" if device.port else "fix its 'match'"
+            message = message.replace("set launch.port in the target file", fix)
+            raise type(exc)(f"{device.where}: {message}") from None
+        raise
+
+
+def _port_back(device: DeviceSpec, port: str) -> Callable[[], bool]:
+    def check() -> bool:
+        if "://" in port:
+            return True
+        try:
+            return os.path.exists(resolve_port(device))
+        except HarnessError:
+            return False
+
+    return check
+
+
+def flash_device(device: DeviceSpec, port: str, log_dir: Path, reporter: Reporter, force: bool = False,
+                 firmware_py: Path | None = None) -> FlashReport:  # fmt: skip
+    """Write firmware (if the flasher has any) then the files, verifying each; soft-reset after."""
+    from harness.board import FIRMWARE_PY
+    from harness.flash import esptool, microbit, uf2
+    from harness.flash.fs import FsFlasher, load_files
+
+    name = device.name
+    firmware_py = firmware_py or FIRMWARE_PY
+    report = FlashReport(device=name, method=device.flasher)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        reporter.progress(name, done, total)
+
+    if device.flasher == "esptool":
+        reporter.phase(name, "esptool: erase, write, verify")
+        e = device.esptool
+        plan = esptool.EsptoolPlan(
+            port=port, image=device.firmware, chip=e.get("chip", "esp32"),
+            offset=esptool.parse_offset(e["offset"]) if "offset" in e else None,
+            baud=int(e.get("baud", 460800)), erase=bool(e.get("erase", True)),
+        )  # fmt: skip
+        report = esptool.flash(plan, name)
+    elif device.flasher == "uf2":
+        reporter.phase(name, "uf2: bootloader drive")
+
+        def enter_bootloader() -> None:
+            with contextlib.suppress(Exception):
+                board = open_board(device, port, log_dir)
+                try:
+                    board.exec(uf2.BOOTLOADER_CODE, timeout=2)
+                finally:
+                    board.stop()
+
+        def unique_id() -> str:
+            board = open_board(device, resolve_port(device), log_dir)
+            try:
+                return board.exec(uf2.UNIQUE_ID_CODE).strip()
+            finally:
+                board.stop()
+
+        flasher = uf2.Uf2Flasher(device.firmware, name, Path(device.drive) if device.drive else None)
+        report = flasher.flash(enter_bootloader, _port_back(device, port), unique_id,
+                               device.match.serial if device.match else None)  # fmt: skip
+    elif device.flasher == "microbit_hex":
+        reporter.phase(name, "hex: MICROBIT drive")
+        flasher = microbit.MicrobitDriveFlasher(device.firmware, name, Path(device.drive) if device.drive else None)
+        report, hex_files = flasher.flash()
+        deadline = time.monotonic() + 30
+        while not _port_back(device, port)() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        board = open_board(device, port, log_dir)
+        try:
+            report.files = FsFlasher(board, chunk=device.chunk).verify(hex_files)
+        finally:
+            board.stop()
+    if device.match is not None and device.flasher in ("uf2", "microbit_hex"):
+        port = resolve_port(device)  # re-enumerated: the kernel may have handed out another tty
+    if device.files and device.flasher != "none":
+        files = load_files(device.files, firmware_py)
+        reporter.phase(name, f"copying {len(files)} files")
+        board = open_board(device, port, log_dir)
+        try:
+            fs_report = FsFlasher(board, chunk=device.chunk, progress=progress).flash(files, force=force)
+            reporter.phase(name, "soft reset")
+            board.soft_reset()
+        finally:
+            board.stop()
+        report.files += fs_report.files
+        report.bytes_written += fs_report.bytes_written
+        report.method = fs_report.method if device.flasher == "fs" else f"{report.method} + fs"
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _after_flash(device: DeviceSpec, port: str) -> str:
+    """The port after flashing: a USB device that re-enumerated may have another tty now."""
+    if device.match is not None and device.flasher in ("uf2", "microbit_hex"):
+        return resolve_port(device)
+    return port
+
+
+def check_board(device: DeviceSpec, port: str, log_dir: Path, result: DeviceResult) -> None:
+    """A fresh session (the board was soft-reset after flashing): banner and version."""
+    board = open_board(device, port, log_dir)
+    try:
+        result.banner, result.version = board.facts.banner, board.facts.version
+    finally:
+        board.stop()
+    if not _BANNER.search(result.banner):
+        raise FlashError(f"{device.name}: no MicroPython banner after reset (got {result.banner!r})")
+    want = device.expect_version
+    if want and result.version.split(".")[: len(want.split("."))] != want.split("."):
+        raise FlashError(f"{device.name}: board runs MicroPython {result.version}, the lab file expects {want}")
+
+
+def run_suite(device: DeviceSpec, port: str, out_dir: Path, suite: Path, timeout: float, result: DeviceResult) -> None:
+    """The suite under pytest in a child process, ``--board`` this device (a target file written
+    for it with the resolved port)."""
+    targets = out_dir / "targets" / device.name
+    write_target(board_spec(device, port), targets)
+    junit = out_dir / f"{device.name}.junit.xml"
+    junit.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "pytest", str(suite), "--targets", str(targets), "--board", device.name,
+            "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", f"--hil-logs={out_dir / 'logs'}",
+            f"--rootdir={REPO}"]  # fmt: skip
+    env = os.environ.copy()
+    if device.can:
+        env |= {"HIL_CAN_INTERFACE": device.can.interface, "HIL_CAN_CHANNEL": device.can.channel,
+                "HIL_CAN_BITRATE": str(device.can.bitrate)}  # fmt: skip
+    with open(out_dir / f"{device.name}.pytest.log", "wb") as log:
+        proc = procs.spawn(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            status = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            procs.kill(proc)
+            raise FlashError(f"{device.name}: the suite did not finish within {timeout:g} s") from None
+        procs.forget(proc)
+    result.junit = junit
+    if not junit.exists():
+        raise FlashError(f"{device.name}: pytest exited with status {status} and wrote no report; "
+                         f"see {out_dir / (device.name + '.pytest.log')}")  # fmt: skip
+    tally_junit(junit, result)
+    if status not in (0, 1) and not result.errors:
+        result.errors += 1
+        result.problem = result.problem or f"pytest exited with status {status}"
+
+
+def tally_junit(path: Path, result: DeviceResult) -> None:
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        outcome = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
+        if outcome is None:
+            result.passed += 1
+        elif outcome.tag == "skipped":
+            result.skipped += 1
+        else:
+            if outcome.tag == "failure":
+                result.failed += 1
+            else:
+                result.errors += 1
+            if not result.problem:
+                result.problem = f"{case.get('name')}: {one_line(outcome.get('message') or outcome.text or '', 200)}"
+
+
+def smoke_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, flash: bool = True,
+                 suite: Path = SMOKE_SUITE, timeout: float = 600.0, force: bool = False) -> DeviceResult:  # fmt: skip
+    result = DeviceResult(device.name)
+    started = time.monotonic()
+    try:
+        reporter.phase(device.name, "resolving port")
+        with device_port(lab, device) as port:
+            result.port = port
+            if flash and device.flasher != "none":
+                result.flash = flash_device(device, port, out_dir / "logs", reporter, force)
+                port = result.port = _after_flash(device, port)
+            reporter.phase(device.name, "banner and version")
+            check_board(device, port, out_dir / "logs", result)
+            reporter.phase(device.name, f"running {suite.name}")
+            run_suite(device, port, out_dir, suite, timeout, result)
+        result.verdict = "ERROR" if result.errors else "FAIL" if result.failed else "PASS"
+    except HarnessError as exc:
+        result.verdict, result.problem = "ERROR", one_line(exc)
+    result.seconds = time.monotonic() - started
+    reporter.phase(device.name, result.verdict)
+    return result
+
+
+def flash_only(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, force: bool = False) -> DeviceResult:
+    result = DeviceResult(device.name)
+    started = time.monotonic()
+    try:
+        reporter.phase(device.name, "resolving port")
+        with device_port(lab, device) as port:
+            result.port = port
+            result.flash = flash_device(device, port, out_dir / "logs", reporter, force)
+            port = result.port = _after_flash(device, port)
+            reporter.phase(device.name, "banner and version")
+            check_board(device, port, out_dir / "logs", result)
+        result.verdict = "PASS"
+    except HarnessError as exc:
+        result.verdict, result.problem = "ERROR", one_line(exc)
+    result.seconds = time.monotonic() - started
+    reporter.phase(device.name, result.verdict)
+    return result
+
+
+def run_tray(work: list[tuple[Lab, DeviceSpec]], action: Callable[[Lab, DeviceSpec], DeviceResult],
+             jobs: int = 0) -> list[DeviceResult]:  # fmt: skip
+    """``action`` on every device, in parallel threads; results in the order given."""
+    if not work:
+        return []
+    with ThreadPoolExecutor(max_workers=jobs or len(work), thread_name_prefix="hil-tray") as pool:
+        futures = [pool.submit(action, lab, device) for lab, device in work]
+        results = []
+        for (_, device), future in zip(work, futures, strict=True):
+            try:
+                results.append(future.result())
+            except Exception as exc:  # a bug, not a device problem: still one verdict per device
+                results.append(DeviceResult(device.name, verdict="ERROR", problem=f"internal error: {one_line(exc)}"))
+        return results

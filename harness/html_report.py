@@ -1,0 +1,176 @@
+"""A static, self-contained HTML report of a run, from its JUnit file.
+
+One file, no external assets and no JavaScript (CSS only; logs fold with <details>): a board x
+suite matrix, boot time and firmware per board, infrastructure errors apart from test failures,
+and every test with its timing, message and console log. Open it from a CI artifact as is."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+from pathlib import Path
+
+from harness.report import (
+    FIRST_ERROR_PROPERTY,
+    OUTCOMES,
+    CaseResult,
+    board_facts,
+    cell_verdict,
+    matrix,
+    read_cases,
+)
+
+_CSS = """
+:root { --pass: #1a7f37; --fail: #cf222e; --error: #8250df; --skip: #9a6700; --line: #d0d7de; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 0; color: #1f2328;
+       background: #f6f8fa; }
+header { background: #24292f; color: #fff; padding: 16px 24px; }
+header h1 { margin: 0 0 4px; font-size: 20px; }
+header p { margin: 0; color: #d0d7de; }
+main { padding: 16px 24px 48px; max-width: 1400px; }
+section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; margin: 16px 0; }
+h2 { font-size: 16px; margin: 0 0 10px; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid var(--line); padding: 5px 10px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.cell { font-weight: 600; white-space: nowrap; }
+.cell.passed { background: #dafbe1; } .cell.failed { background: #ffebe9; }
+.cell.error { background: #fbefff; } .cell.skipped { background: #fff8c5; }
+.cell.none { color: #8c959f; }
+.n-passed { color: var(--pass); } .n-failed { color: var(--fail); }
+.n-error { color: var(--error); } .n-skipped { color: var(--skip); }
+.badge { display: inline-block; min-width: 58px; text-align: center; border-radius: 10px; padding: 0 8px;
+         color: #fff; font-size: 12px; font-weight: 600; }
+.badge.passed { background: var(--pass); } .badge.failed { background: var(--fail); }
+.badge.error { background: var(--error); } .badge.skipped { background: var(--skip); }
+.totals span { margin-right: 16px; }
+details { border-top: 1px solid var(--line); padding: 4px 0; }
+details:first-of-type { border-top: 0; }
+summary { cursor: pointer; list-style-position: inside; }
+summary .t { color: #57606a; float: right; font-variant-numeric: tabular-nums; }
+summary code { font-size: 13px; }
+pre { background: #0d1117; color: #e6edf3; padding: 8px 10px; border-radius: 6px; overflow-x: auto;
+      max-height: 420px; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
+pre.msg { background: #fff8f8; color: #1f2328; border: 1px solid #ffcecb; }
+.retried { color: var(--skip); font-weight: 600; }
+.muted { color: #57606a; }
+.quarantine { color: var(--fail); font-weight: 600; }
+"""
+
+
+def _cell(cell: dict[str, int] | None) -> str:
+    if not cell or not any(cell.values()):
+        return '<td class="cell none">-</td>'
+    parts = " ".join(
+        f'<span class="n-{k}" title="{k}">{cell[k]} {label}</span>'
+        for k, label in zip(OUTCOMES, ("pass", "fail", "error", "skip"), strict=True)
+        if cell.get(k)
+    )
+    return f'<td class="cell {cell_verdict(cell)}">{parts}</td>'
+
+
+def _matrix_html(cases: list[CaseResult]) -> str:
+    grid = matrix(cases)
+    suites = sorted({c.suite for c in cases})
+    head = "".join(f"<th>{escape(s)}</th>" for s in suites)
+    rows = []
+    for board in sorted(grid):
+        cells = "".join(_cell(grid[board].get(s)) for s in suites)
+        rows.append(f'<tr><th scope="row">{escape(board)}</th>{cells}</tr>')
+    return (
+        f'<table id="matrix"><thead><tr><th>board \\ suite</th>{head}</tr></thead>'
+        f'<tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def _boards_html(cases: list[CaseResult]) -> str:
+    facts = board_facts(cases)
+    rows = []
+    for board in sorted(facts):
+        f = facts[board]
+        mine = [c for c in cases if c.board == board]
+        boot = f.get("boot_seconds")
+        total = sum(c.seconds for c in mine)
+        note = f'<div class="quarantine">{escape(f["quarantined"])}</div>' if "quarantined" in f else ""
+        boot_cell = f"{float(boot):.2f} s" if boot else "-"
+        rows.append(
+            f'<tr><th scope="row">{escape(board)}</th><td>{escape(f.get("micropython_version", "-"))}</td>'
+            f'<td>{escape(f.get("banner", "-"))}{note}</td><td><code>{escape(f.get("image_digest", "-"))}</code></td>'
+            f'<td class="num">{boot_cell}</td>'
+        )
+        rows[-1] += f'<td class="num">{len(mine)}</td><td class="num">{total:.2f} s</td></tr>'
+    return (
+        '<table id="boards"><thead><tr><th>board</th><th>MicroPython</th><th>banner</th><th>image</th>'
+        f'<th>boot</th><th>tests</th><th>test time</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def _case_html(c: CaseResult) -> str:
+    retried = ""
+    if c.retried:
+        first = c.props.get(FIRST_ERROR_PROPERTY, "")
+        retried = f' <span class="retried" title="{escape(first)}">retried ×{escape(c.props["hil_retried"])}</span>'
+    body = []
+    if c.message or c.text:
+        body.append(f'<pre class="msg">{escape(c.message)}\n{escape(c.text)}</pre>')
+    if c.retried:
+        body.append(
+            '<p class="muted">first attempt ended with an infrastructure error; retried on a fresh board:</p>'
+            f'<pre class="msg">{escape(c.props.get(FIRST_ERROR_PROPERTY, ""))}</pre>'
+        )
+    if c.system_out:
+        body.append(f"<p class=\"muted\">console</p><pre>{escape(c.system_out)}</pre>")
+    if not body:
+        body.append('<p class="muted">no output</p>')
+    return (
+        f'<details class="case {c.outcome}"><summary><span class="badge {c.outcome}">{c.outcome}</span> '
+        f"<code>{escape(c.name)}</code> <span class=\"muted\">{escape(c.board)} · {escape(c.suite)}</span>{retried}"
+        f'<span class="t">{c.seconds:.3f} s</span></summary>{"".join(body)}</details>'
+    )
+
+
+def render(cases: list[CaseResult], source: str = "", title: str = "hil report") -> str:
+    counts = {k: sum(1 for c in cases if c.outcome == k) for k in OUTCOMES}
+    errors = [c for c in cases if c.outcome == "error"]
+    failures = [c for c in cases if c.outcome == "failed"]
+    retried = [c for c in cases if c.retried]
+    totals = "".join(
+        f'<span class="n-{k}">{counts[k]} {label}</span>'
+        for k, label in zip(OUTCOMES, ("passed", "failed", "errors", "skipped"), strict=True)
+    )
+    by_board = []
+    for board in sorted({c.board for c in cases}):
+        mine = sorted((c for c in cases if c.board == board), key=lambda c: (c.suite, c.classname, c.name))
+        by_board.append(
+            f'<h3>{escape(board)}</h3><div class="cases">{"".join(_case_html(c) for c in mine)}</div>'
+        )
+    none = '<p class="muted">none</p>'
+    generated = time.strftime("%Y-%m-%d %H:%M:%S")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title><style>{_CSS}</style></head>
+<body><header><h1>{escape(title)}</h1><p>{len(cases)} tests on {len({c.board for c in cases})} boards ·
+generated {generated}{" from " + escape(source) if source else ""}</p></header>
+<main>
+<section id="summary"><h2>Summary</h2><p class="totals">{totals}
+<span class="retried">{len(retried)} retried</span></p></section>
+<section><h2>Board × suite</h2>{_matrix_html(cases)}</section>
+<section><h2>Boards</h2>{_boards_html(cases)}</section>
+<section id="infra-errors"><h2>Infrastructure errors ({len(errors)})</h2>
+<p class="muted">The board or its plumbing broke (did not boot, died, port vanished): not a verdict on the firmware.</p>
+{"".join(_case_html(c) for c in errors) or none}</section>
+<section id="failures"><h2>Test failures ({len(failures)})</h2>
+<p class="muted">The firmware answered wrongly.</p>
+{"".join(_case_html(c) for c in failures) or none}</section>
+<section id="tests"><h2>All tests</h2>{"".join(by_board) or none}</section>
+</main></body></html>
+"""
+
+
+def write_html(junit: Path, out: Path, title: str = "hil report") -> Path:
+    cases = read_cases(junit)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(cases, source=str(junit), title=title), encoding="utf-8")
+    return out

@@ -1,0 +1,308 @@
+"""Leasing boards: which board a test gets, and who may use a device.
+
+- QEMU and process boards are cheap copies: every pytest process (each xdist worker) starts its
+  own, booted once and kept for that board's tests.
+- Serial boards are one physical device shared by every worker, process and user on the host.
+  Exclusivity is an OS-level lock per device: ``fcntl.flock`` on a lock file under
+  ``$HIL_LOCK_DIR`` (default ``/tmp/hil-locks``), which the kernel releases when its holder dies,
+  even by ``kill -9``; the port itself is then opened exclusively (pyserial ``exclusive=True``).
+  The lock file says who holds it (pid, host, command, since when), so a busy device is reported
+  by name instead of a bare "resource busy".
+
+A lease asks for a board by name (``mps2_an385``) or by tag (``tag:esp32``: any board whose name,
+arch, launch kind, capabilities or ``tags`` include it; the first free one wins)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import socket
+import sys
+import termios
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import serial
+
+from harness.board import Board
+from harness.errors import BootError, ConfigError, HarnessError, InfrastructureError
+from harness.targets import BoardSpec, find_board, load_all
+
+DEFAULT_LOCK_DIR = "/tmp/hil-locks"
+TAG_PREFIX = "tag:"
+
+
+class DeviceBusy(InfrastructureError):
+    """Another process holds the device's lock and did not let go in time."""
+
+
+def lock_dir() -> Path:
+    return Path(os.environ.get("HIL_LOCK_DIR") or DEFAULT_LOCK_DIR)
+
+
+def _lock_name(port: str) -> str:
+    """One lock file per device: /dev/serial/by-id/... and the /dev/ttyACM0 it points to share it."""
+    real = port if "://" in port else os.path.realpath(port)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", real).strip("_") + ".lock"
+
+
+@dataclass
+class Holder:
+    pid: int = 0
+    host: str = ""
+    command: str = ""
+    board: str = ""
+    since: float = 0.0
+
+    def describe(self) -> str:
+        if not self.pid:
+            return "another process (it has not said who it is yet)"
+        when = time.strftime("%H:%M:%S", time.localtime(self.since)) if self.since else "?"
+        command = self.command if len(self.command) <= 80 else self.command[:77] + "..."
+        return f"pid {self.pid} ({command} on host {self.host}) since {when}"
+
+
+class DeviceLock:
+    """An exclusive, crash-safe claim on one device (see the module docstring).
+
+    The lock file is never deleted (deleting a flock'ed file lets two processes lock two different
+    inodes of one name); its content is one JSON line naming the holder, blanked on release."""
+
+    def __init__(self, port: str, board: str, directory: Path | None = None) -> None:
+        self.port, self.board = port, board
+        self.directory = directory or lock_dir()
+        self.path = self.directory / _lock_name(port)
+        self.fd = -1
+
+    def _open(self) -> int:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if self.directory == Path(DEFAULT_LOCK_DIR):
+                os.chmod(self.directory, 0o1777)  # shared by every user of the bench, like /tmp
+        except PermissionError:
+            pass
+        except OSError as exc:
+            raise InfrastructureError(
+                f"cannot create lock directory {self.directory}: {exc}; set HIL_LOCK_DIR to a writable directory"
+            ) from None
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise InfrastructureError(
+                f"cannot open lock file {self.path}: {exc}; set HIL_LOCK_DIR to a writable directory"
+            ) from None
+        try:
+            os.fchmod(fd, 0o666)
+        except OSError:
+            pass
+        return fd
+
+    def try_acquire(self) -> bool:
+        if self.fd >= 0:
+            return True
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        me = {
+            "pid": os.getpid(), "host": socket.gethostname(), "command": shlex.join(_command_line()),
+            "board": self.board, "port": self.port, "since": time.time(),
+        }  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+        self.fd = fd
+        return True
+
+    def holder(self) -> Holder:
+        try:
+            data = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            data = {}
+        known = Holder.__dataclass_fields__
+        return Holder(**{k: v for k, v in data.items() if k in known})
+
+    def busy_message(self) -> str:
+        return f"device {self.port} (board {self.board}) is held by {self.holder().describe()}"
+
+    def acquire(self, timeout: float, log: Callable[[str], None] = lambda m: None, poll: float = 0.1) -> None:
+        """Wait up to ``timeout`` seconds for the device; DeviceBusy names the holder if it stays busy."""
+        if self.try_acquire():
+            return
+        log(f"{self.busy_message()}; waiting up to {timeout:g} s")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            if self.try_acquire():
+                log(f"device {self.port} (board {self.board}) is ours now")
+                return
+        raise DeviceBusy(
+            f"{self.busy_message()}; gave up after {timeout:g} s: stop that process, or wait longer with "
+            f"--hil-lock-timeout (or $HIL_LOCK_TIMEOUT)"
+        )
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            os.ftruncate(self.fd, 0)
+        finally:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = -1
+
+    @property
+    def held(self) -> bool:
+        return self.fd >= 0
+
+
+def _command_line() -> list[str]:
+    try:
+        return Path("/proc/self/cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
+    except OSError:
+        return sys.argv
+
+
+@contextlib.contextmanager
+def _boot_errors(name: str):
+    """An OS-level failure while a board boots (its pty vanished mid-write, ...) is the board not
+    booting: an infrastructure error (retried, counted for quarantine), not a harness traceback."""
+    try:
+        yield
+    except (OSError, termios.error, serial.SerialException) as exc:
+        raise BootError(f"{name}: board did not boot: {type(exc).__name__}: {exc}") from None
+
+
+def board_tags(spec: BoardSpec) -> set[str]:
+    tags = {spec.name, spec.launch.kind, *spec.capabilities.listed(), *getattr(spec, "tags", ())}
+    if spec.arch:
+        tags.add(spec.arch)
+    return tags
+
+
+def candidates(selector: str, directory: Path | None = None) -> list[BoardSpec]:
+    """The boards a selector may lease: one by name, or every board carrying ``tag:X``'s tag."""
+    if not selector.startswith(TAG_PREFIX):
+        return [find_board(selector, directory)]
+    tag = selector[len(TAG_PREFIX) :]
+    specs = [s for s in load_all(directory).values() if tag in board_tags(s)]
+    if not specs:
+        raise ConfigError(
+            f"--board {selector}: no target file has tag {tag!r} (tags are a board's name, arch, launch kind, "
+            f"capabilities and tags); check the spelling or add it to a target's [board] tags"
+        )
+    return specs
+
+
+class BoardPool:
+    """Boards leased by this process, by selector. Serial boards are locked while leased.
+
+    Errors a retry cannot fix (a bad target file, a device another process keeps) are remembered
+    and re-raised for the selector's later tests without waiting again; a board that failed to
+    boot may be booted again (the plugin decides how often: retries and quarantine)."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        lock_timeout: float = 30.0,
+        lock_directory: Path | None = None,
+        log: Callable[[str], None] = lambda m: None,
+        board_factory: Callable[..., Board] = Board,
+    ) -> None:
+        self.log_dir = log_dir
+        self.lock_timeout = lock_timeout
+        self.lock_directory = lock_directory
+        self.log = log
+        self.board_factory = board_factory
+        self.boards: dict[str, Board] = {}
+        self.locks: dict[str, DeviceLock] = {}
+        self.failures: dict[str, HarnessError] = {}
+        self.stale: set[str] = set()
+
+    def get(self, selector: str) -> Board:
+        if selector in self.failures:
+            raise self.failures[selector]
+        if selector not in self.boards:
+            try:
+                self.boards[selector] = self._lease(selector)
+            except (ConfigError, DeviceBusy) as exc:
+                self.failures[selector] = exc
+                raise
+            self.stale.discard(selector)
+        return self.boards[selector]
+
+    def _lease(self, selector: str) -> Board:
+        specs = candidates(selector)
+        serial = [s for s in specs if s.launch.kind == "serial"]
+        spec = next((s for s in specs if s.launch.kind != "serial"), None)
+        lock = None
+        if spec is None:
+            spec, lock = self._lock_any(serial)
+        try:
+            board = self.board_factory(spec, log_dir=self.log_dir, log=self.log)
+            with _boot_errors(spec.name):
+                board.start()
+        except BaseException:
+            if lock:
+                lock.release()
+            raise
+        if lock:
+            self.locks[selector] = lock
+        return board
+
+    def _lock_any(self, specs: list[BoardSpec]) -> tuple[BoardSpec, DeviceLock]:
+        """The first free device among ``specs``; else wait for any of them up to the lock timeout."""
+        locks = [(s, DeviceLock(s.launch.port, s.name, self.lock_directory)) for s in specs]
+        for spec, lock in locks:
+            if lock.try_acquire():
+                return spec, lock
+        if len(locks) == 1:
+            spec, lock = locks[0]
+            lock.acquire(self.lock_timeout, self.log)
+            return spec, lock
+        self.log("; ".join(lock.busy_message() for _, lock in locks) + f"; waiting up to {self.lock_timeout:g} s")
+        deadline = time.monotonic() + self.lock_timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            for spec, lock in locks:
+                if lock.try_acquire():
+                    return spec, lock
+        raise DeviceBusy(
+            "every matching device is busy: " + "; ".join(lock.busy_message() for _, lock in locks)
+            + f"; gave up after {self.lock_timeout:g} s: stop those processes or raise --hil-lock-timeout"
+        )
+
+    def mark_stale(self, selector: str) -> None:
+        """The board broke: the next test must get a freshly started one."""
+        self.stale.add(selector)
+
+    def ensure_fresh(self, selector: str) -> Board:
+        """The leased board, restarted first if it was marked stale or has died since."""
+        board = self.get(selector)
+        if selector in self.stale or not board.alive():
+            self.stale.discard(selector)
+            board.console_note(f"hil: restarting {board.name} for a fresh board")
+            with _boot_errors(board.name):
+                board.restart()  # QEMU/process: a new emulator; serial: reopen the port, wait for the prompt
+        return board
+
+    def release(self, selector: str) -> None:
+        board = self.boards.pop(selector, None)
+        try:
+            if board:
+                board.stop()
+        finally:
+            lock = self.locks.pop(selector, None)
+            if lock:
+                lock.release()
+
+    def stop_all(self) -> None:
+        for selector in list(self.boards):
+            self.release(selector)

@@ -1,0 +1,216 @@
+"""Host side of the CAN suite: the python-can Bus on the board's CAN link, and the two-party
+helpers that drive firmware_py/hil_can on the board.
+
+Host side of the link:
+- QEMU boards with a [can] link (qemu_x86: the guest's can0 on slcan; mps2_an385 with a UART CAN
+  link, see harness/uartcan.py): python-can ``slcan`` over ``socket://`` via ``dut.can_link.bus()``;
+- real benches: the lab file's ``[[device]]`` with the board's name names any python-can
+  interface (``can = { interface = "socketcan", channel = "can0", bitrate = 500000 }``, see
+  harness/lab.py); ``lab_can_spec()`` is the hook.
+
+Frames cross as tuples ``(id, extended, remote, dlc, data)`` on both sides (hil_can.Frame.t()).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import can
+
+from harness.board import Board
+from harness.errors import ConfigError, InfrastructureError
+
+# Fault injection for the harness's own tests (tests/test_suite_can.py): the board's echo app
+# leaves every Nth frame unanswered, as a broken firmware would.
+ECHO_DROP_ENV = "HIL_CAN_ECHO_DROP_EVERY"
+ECHO_FRAMES = 2000  # canfdtest-style echo: frames per run
+ECHO_WINDOW = 50  # canfdtest's CAN_MSG_COUNT: frames in flight
+ECHO_ID = 0x77  # canfdtest's CAN_MSG_ID
+
+Frame = tuple[int, bool, bool, int, bytes]
+
+
+def lab_can_spec(board_name: str):
+    """Hook for real benches: the CAN interface of the lab device named like the board
+    (harness/lab.py CanSpec: interface, channel, bitrate), or None."""
+    try:
+        from harness.lab import find_labs
+    except ImportError:
+        return None
+    try:
+        labs = find_labs()
+    except ConfigError:
+        return None
+    for lab in labs:
+        for device in lab.devices:
+            if device.name == board_name and device.can is not None:
+                return device.can
+    return None
+
+
+def open_host_bus(board: Board) -> can.BusABC:
+    """A python-can Bus on the board's CAN link (the caller shuts it down)."""
+    launcher = board.launcher
+    if launcher is not None and launcher.can is not None:
+        return board.can_link.bus(sleep_after_open=0)  # python-can's default sleeps 2 s
+    spec = lab_can_spec(board.name)
+    if spec is None:
+        raise InfrastructureError(
+            f"{board.name}: has capability 'can' but no CAN link: add [can] to its target file or "
+            f"can = {{ interface = ..., channel = ... }} to its lab device"
+        )
+    kwargs = {"interface": spec.interface, "channel": spec.channel}
+    if spec.bitrate:
+        kwargs["bitrate"] = spec.bitrate
+    try:
+        return can.Bus(**kwargs)
+    except (can.CanError, OSError, ValueError) as exc:
+        raise InfrastructureError(f"{board.name}: cannot open CAN bus {kwargs}: {exc}") from None
+
+
+def board_open_args(board: Board) -> str:
+    """Extra arguments for hil_can.open() on the board (a bench's controller bit rate)."""
+    spec = lab_can_spec(board.name) if board.launcher is None or board.launcher.can is None else None
+    return f"bitrate={spec.bitrate}" if spec is not None and spec.bitrate else ""
+
+
+def to_tuple(msg: can.Message) -> Frame:
+    data = b"" if msg.is_remote_frame else bytes(msg.data)
+    return (msg.arbitration_id, msg.is_extended_id, msg.is_remote_frame, msg.dlc, data)
+
+
+def message(frame: Frame, **kwargs) -> can.Message:
+    ident, ext, rtr, dlc, data = frame
+    if rtr:
+        return can.Message(arbitration_id=ident, is_extended_id=ext, is_remote_frame=True, dlc=dlc, **kwargs)
+    return can.Message(arbitration_id=ident, is_extended_id=ext, data=data, **kwargs)
+
+
+@dataclass
+class BoardResult:
+    frames: list[Frame]
+    stats: dict
+    lines: list[str] = field(default_factory=list)  # other lines the board printed
+
+
+def parse_board_output(out: str) -> BoardResult:
+    frames: list[Frame] = []
+    stats: dict = {}
+    other = []
+    for line in out.splitlines():
+        if line.startswith("RESULT "):
+            frames = ast.literal_eval(line[7:])
+        elif line.startswith("STATS "):
+            stats = ast.literal_eval(line[6:])
+        elif line.strip() and line.strip() != "READY":
+            other.append(line)
+    return BoardResult(frames, stats, other)
+
+
+@dataclass
+class CanPair:
+    """The board (running hil_can) and the host's python-can Bus, one on each end of the link."""
+
+    dut: Board
+    bus: can.BusABC
+    open_args: str = ""
+
+    def opener(self, **kwargs) -> str:
+        args = [self.open_args] if self.open_args else []
+        args += [f"{k}={v!r}" for k, v in kwargs.items()]
+        return f"hil_can.open({', '.join(args)})"
+
+    # --- host -> board ----------------------------------------------------------------------
+    def board_receives(
+        self,
+        send: Callable[[], None],
+        count: int,
+        *,
+        setup: str = "",
+        open_kw: dict | None = None,
+        timeout_ms: int = 15000,
+        idle_ms: int | None = None,
+        stop: int | None = None,
+    ) -> BoardResult:
+        """Start a receiver on the board, run ``send`` on the host once it is listening, return
+        what the board received (frames in order) and its stats."""
+        code = (
+            "import hil_can\n"
+            f"bus = {self.opener(**(open_kw or {}))}\n"
+            f"{setup}\n"
+            "print('READY')\n"
+            f"got = hil_can.collect(bus, {count}, {timeout_ms}, {idle_ms}, {stop})\n"
+            "print('RESULT', repr([f.t() for f in got]))\n"
+            "print('STATS', repr(bus.stats()))\n"
+            "bus.close()\n"
+        )
+        running = self.dut.spawn(code)
+        running.wait_for("READY", timeout=30)
+        send()
+        return parse_board_output(running.finish(timeout=timeout_ms / 1000 + 30))
+
+    def send(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            self.bus.send(message(frame), timeout=5)
+
+    # --- board -> host ----------------------------------------------------------------------
+    def board_sends(self, body: str, *, open_kw: dict | None = None, timeout: float = 30) -> str:
+        """Run ``body`` on the board with ``bus`` open (it closes afterwards); its output."""
+        code = f"import hil_can\nbus = {self.opener(**(open_kw or {}))}\ntry:\n"
+        code += "".join(f"    {line}\n" for line in body.splitlines())
+        code += "finally:\n    bus.close()\n"
+        return self.dut.exec(code, timeout=timeout)
+
+    def host_receives(self, count: int, timeout: float = 10.0, quiet: float = 0.3) -> list[can.Message]:
+        """Exactly what arrives: up to ``count`` messages, then ``quiet`` seconds more to catch
+        extras (returned too, so the caller's equality check sees them)."""
+        got = []
+        while len(got) < count:
+            msg = self.bus.recv(timeout)
+            if msg is None:
+                break
+            got.append(msg)
+        while (msg := self.bus.recv(quiet)) is not None:
+            got.append(msg)
+        return got
+
+    def drain(self) -> None:
+        while self.bus.recv(0.05) is not None:
+            pass
+
+
+def canfdtest_host(bus: can.BusABC, count: int, window: int = ECHO_WINDOW, timeout: float = 10.0) -> str | None:
+    """can-utils canfdtest's generator side (-g): frames on id 0x77 with 8 bytes counter+i,
+    up to ``window`` in flight; each reply must be id 0x78 with every byte + 1, in order.
+    Returns None when all ``count`` came back exactly once, else what went wrong."""
+    inflight: deque[tuple[int, bytes]] = deque()
+    sent = answered = 0
+    while answered < count:
+        while len(inflight) < window and sent < count:
+            data = bytes((sent + i) & 0xFF for i in range(8))
+            bus.send(can.Message(arbitration_id=ECHO_ID, is_extended_id=False, data=data), timeout=5)
+            inflight.append((sent, data))
+            sent += 1
+        msg = bus.recv(timeout)
+        if msg is None:
+            seq, _ = inflight[0]
+            return f"no reply to frame #{seq} within {timeout:g} s ({answered} of {count} answered): lost"
+        seq, data = inflight[0]
+        expected = bytes((b + 1) & 0xFF for b in data)
+        got = bytes(msg.data)
+        if msg.arbitration_id != ECHO_ID + 1 or msg.is_extended_id or msg.is_remote_frame:
+            return f"frame #{seq}: reply has id 0x{msg.arbitration_id:X} (ext={msg.is_extended_id}), expected 0x78"
+        if msg.dlc != 8 or got != expected:
+            answers = [s for s, d in inflight if bytes((b + 1) & 0xFF for b in d) == got]
+            what = f"the reply to #{answers[0]}" if answers else "no frame in flight"
+            return (f"frame #{seq}: expected reply {expected.hex()} but got {got.hex()} (dlc {msg.dlc}), "
+                    f"which is {what}: frames lost, duplicated or reordered")  # fmt: skip
+        inflight.popleft()
+        answered += 1
+    extra = bus.recv(0.3)
+    if extra is not None:
+        return f"all {count} answered, then an extra frame arrived: {extra}"
+    return None

@@ -1,0 +1,60 @@
+"""Fixtures for the TLS suite: one test PKI per run (harness/pki.py), delivered to each board over
+the REPL, and the name of the board-side client module under test.
+
+HIL_TLS_CLIENT names the firmware_py module whose client() the board-as-client cases run
+(default hil_tls). tests/test_suite_tls.py points it at hil_tls_noverify, a client with
+verification switched off, and checks that the suite fails it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from tls_peers import deliver_pki
+
+from harness.pki import TestPKI
+
+CLIENT_MODULE_ENV = "HIL_TLS_CLIENT"
+CLOCK_TOLERANCE = 3600.0  # the PKI's bad dates are a day off; a board clock an hour off is broken
+
+
+@pytest.fixture(scope="session")
+def pki() -> TestPKI:
+    return TestPKI()
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Where host peers' PEM files go."""
+    return tmp_path_factory.mktemp("tls-pki")
+
+
+@pytest.fixture
+def tls_dut(dut, pki: TestPKI):
+    """The board, soft-reset, with this run's PKI in its hil_pki/ directory (written once per
+    board boot: a restarted board gets it again)."""
+    deliver_pki(dut, pki)
+    return dut
+
+
+@pytest.fixture
+def client_module() -> str:
+    name = os.environ.get(CLIENT_MODULE_ENV, "hil_tls")
+    assert name.isidentifier(), f"{CLIENT_MODULE_ENV}={name!r} is not a module name"
+    return name
+
+
+def board_time(dut) -> float:
+    """The board's clock as Unix time (ports with a 2000 epoch are converted)."""
+    now, epoch_year = dut.eval("(__import__('time').time(), __import__('time').gmtime(0)[0])")
+    return now + (946684800 if epoch_year == 2000 else 0)
+
+
+@pytest.fixture
+def real_time_board(tls_dut):
+    """For validity-period cases: the board's clock must be the real time, or an expired
+    certificate could pass for a fresh one (and a fresh one fail)."""
+    skew = board_time(tls_dut) - time.time()
+    assert abs(skew) < CLOCK_TOLERANCE, f"board clock is {skew:+.0f} s off the real time"
+    return tls_dut
