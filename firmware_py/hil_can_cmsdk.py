@@ -102,7 +102,7 @@ class Uart:
             elif wait_ms is not None and ticks_ms() - start >= wait_ms:
                 return False
 
-    def flush(self, quiet_ms=10, max_ms=5000):
+    def flush(self, quiet_ms=20, max_ms=5000):
         """Drop what is on its way in until the line has been quiet for quiet_ms."""
         m = machine.mem32
         d = self.base

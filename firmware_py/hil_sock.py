@@ -452,11 +452,56 @@ def backlog(port, depth):
             end = e.errno
             break
         c.setblocking(True)
-        c.settimeout(10)
+        c.settimeout(3)
         got.append(recv_exact(c, 1))
         c.close()
     srv.close()
     result((got, end))
+
+
+def accepted(port):
+    """accept_one, then say so: packet-level tests inject only into an accepted connection."""
+    c, _ = accept_one(port)
+    print("ACCEPTED;")
+    c.settimeout(30)
+    return c
+
+
+def accept_read(port, n):
+    c = accepted(port)
+    data = recv_exact(c, n)
+    c.close()
+    result(data)
+
+
+def accept_recv(port):
+    c = accepted(port)
+    out = attempt(lambda: c.recv(100))
+    c.close()
+    result(out)
+
+
+def accept_send(port, n):
+    """Send n bytes of the bulk pattern, then wait for the peer's 2-byte answer and close."""
+    c = accepted(port)
+    sent = 0
+    for b in pattern_chunks(n):
+        send_all(c, b)
+        sent += len(b)
+    answer = recv_exact(c, 2)
+    c.close()
+    result((sent, answer))
+
+
+def accept_many(port, n):
+    """Accept n connections one after another, closing each at once (connection setup rate)."""
+    srv = listener(port, 16)
+    ready()
+    for _ in range(n):
+        c, _ = srv.accept()
+        c.close()
+    srv.close()
+    result(n)
 
 
 def closed_socket_ops():

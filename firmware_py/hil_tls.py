@@ -99,6 +99,7 @@ def _load_chain(ctx, name):
         ctx.load_cert_chain(cert, key)
         return
     # CPython wants PEM files
+    import os
     import ssl
     import tempfile
 
@@ -109,7 +110,10 @@ def _load_chain(ctx, name):
         for i in range(0, len(b64), 64):
             f.write(b64[i : i + 64] + "\n")
         f.write("-----END PRIVATE KEY-----\n")
-    ctx.load_cert_chain(f.name)
+    try:
+        ctx.load_cert_chain(f.name)
+    finally:
+        os.remove(f.name)
 
 
 def context(server=False, cert=None, ca=(), verify=None, ciphers=None, peers=False, alpn=None):
@@ -140,6 +144,11 @@ def context(server=False, cert=None, ca=(), verify=None, ciphers=None, peers=Fal
 
 def _addr(host, port):
     return socket.getaddrinfo(host, port)[0][-1]
+
+
+def _nodelay(sock):
+    # TCP_NODELAY (6, 1 on Linux and lwIP): records go out at once (benchmarks, not conformance)
+    sock.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
 
 
 def _recv(sock, n):
@@ -181,7 +190,7 @@ def _pattern(n):
 
 # --- apps -----------------------------------------------------------------------------------------
 def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, greeting=b"", send=0,
-           timeout=30, peers=False, alpn=None):
+           timeout=30, peers=False, alpn=None, nodelay=False):
     """TLS echo server: serve `conns` connections in turn, each until EOF or an error, and keep
     serving after a failed one. greeting: bytes sent right after the handshake; send: that many
     pattern bytes sent instead of echoing (then close)."""
@@ -197,6 +206,8 @@ def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, 
         for i in range(conns):
             c = ls.accept()[0]
             c.settimeout(timeout)
+            if nodelay:
+                _nodelay(c)
             res = {"i": i}
             del _peers[:]
             try:
@@ -233,7 +244,8 @@ def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, 
 
 
 def client(host, port, hostname=HOSTNAME, ca=("root",), verify=CERT_REQUIRED, cert=None, ciphers=None,
-           send=b"", send_pattern=0, expect=None, bufsize=1024, timeout=30, peers=False, alpn=None, conns=1):
+           send=b"", send_pattern=0, expect=None, bufsize=1024, timeout=30, peers=False, alpn=None, conns=1,
+           nodelay=False):
     """TLS client: connect, handshake (verifying the server against `ca` for `hostname`), send
     `send` (or `send_pattern` pattern bytes), then read until `expect` bytes or EOF. Prints
     CONNECTING before each TCP connect. With conns=2 the second connection offers the first one's
@@ -249,6 +261,8 @@ def client(host, port, hostname=HOSTNAME, ca=("root",), verify=CERT_REQUIRED, ce
         try:
             print("CONNECTING")
             s.connect(_addr(host, port))
+            if nodelay:
+                _nodelay(s)
             kwargs = {"server_hostname": hostname}
             if session is not None:
                 kwargs["session"] = session

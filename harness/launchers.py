@@ -299,6 +299,7 @@ class ProcessLauncher(Launcher):
         self.last_status: int | None = None
         self.quick_exits = 0
         self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def _argv(self) -> tuple[list[str], dict[str, str]]:
         venv_bin = str(Path(sys.executable).parent)
@@ -347,7 +348,10 @@ class ProcessLauncher(Launcher):
                 return  # leave it dead so alive() says so
             if crashed:
                 time.sleep(0.1)
-            self._spawn()
+            with self._lock:  # stop() must never race a respawn: it would leak the new process
+                if self.stopping:
+                    return
+                self._spawn()
 
     def alive(self) -> bool:
         return (self.proc is not None and self.proc.poll() is None) or (
@@ -362,7 +366,8 @@ class ProcessLauncher(Launcher):
         return f"process {self.spec.launch.command[0]} kept exiting (last status {self.last_status})"
 
     def stop(self) -> None:
-        self.stopping = True
+        with self._lock:
+            self.stopping = True
         if self.proc:
             procs.kill(self.proc, grace=1.0)
         if self._watcher:

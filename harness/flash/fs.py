@@ -211,6 +211,7 @@ class FsFlasher:
     # --- copy + verify ---------------------------------------------------------------------------
     def flash(self, files: list[tuple[str, bytes]], *, force: bool = False) -> FlashReport:
         report = FlashReport(device=self.board.name, method="fs")
+        resends_before = self.resends
         self.probe()
         total = sum(len(data) for _, data in files)
         done = 0
@@ -251,8 +252,9 @@ class FsFlasher:
             done += len(data)
             report.files.append(FileResult(name, len(data), want))
         report.seconds = time.monotonic() - started
-        if self.resends or rewrites:
-            report.notes.append(f"link damage repaired: {self.resends} resends, {rewrites} file rewrites")
+        resends = self.resends - resends_before
+        if resends or rewrites:
+            report.notes.append(f"link damage repaired: {resends} resends, {rewrites} file rewrites")
         return report
 
     def verify(self, files: list[tuple[str, bytes]]) -> list[FileResult]:

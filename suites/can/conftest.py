@@ -12,15 +12,29 @@ from hilcan_host import ECHO_DROP_ENV, CanPair, board_open_args, open_host_bus
 from harness.board import Board
 
 
-@pytest.fixture
-def can_bus(dut: Board):
-    """A python-can Bus connected to the board's CAN link (slcan over socket:// for QEMU boards,
-    the lab file's interface for benches)."""
-    bus = open_host_bus(dut)
-    try:
-        yield bus
-    finally:
+@pytest.fixture(scope="session")
+def _can_buses():
+    """One host connection per board link for the whole session. A board whose SLCAN speaker is
+    its own firmware (mps2_an385's UART1) only drains its serial port while hil_can runs, so QEMU
+    would not notice a closed connection between tests and frames would go to a dead one."""
+    buses: dict[str, tuple[object, can.BusABC]] = {}
+    yield buses
+    for _, bus in buses.values():
         bus.shutdown()
+
+
+@pytest.fixture
+def can_bus(dut: Board, _can_buses):
+    """A python-can Bus connected to the board's CAN link (slcan over socket:// for QEMU boards,
+    the lab file's interface for benches); opened again when the board was restarted."""
+    link = (dut.launcher, dut.launcher.can if dut.launcher else None)
+    held = _can_buses.get(dut.name)
+    if held is None or held[0] != link:
+        if held is not None:
+            del _can_buses[dut.name]
+            held[1].shutdown()
+        _can_buses[dut.name] = (link, open_host_bus(dut))
+    return _can_buses[dut.name][1]
 
 
 @pytest.fixture

@@ -96,6 +96,16 @@ class BoardResult:
     lines: list[str] = field(default_factory=list)  # other lines the board printed
 
 
+def unpack_frames(raw: bytes) -> list[Frame]:
+    """hil_can.pack() records -> (id, extended, remote, dlc, data) tuples."""
+    frames, i = [], 0
+    while i < len(raw):
+        ident, flags, dlc, n = int.from_bytes(raw[i : i + 4], "big"), raw[i + 4], raw[i + 5], raw[i + 6]
+        frames.append((ident, bool(flags & 1), bool(flags & 2), dlc, raw[i + 7 : i + 7 + n]))
+        i += 7 + n
+    return frames
+
+
 def parse_board_output(out: str) -> BoardResult:
     frames: list[Frame] = []
     stats: dict = {}
@@ -103,6 +113,8 @@ def parse_board_output(out: str) -> BoardResult:
     for line in out.splitlines():
         if line.startswith("RESULT "):
             frames = ast.literal_eval(line[7:])
+        elif line.startswith("PACKED"):
+            frames = unpack_frames(bytes.fromhex(line[6:].strip()))
         elif line.startswith("STATS "):
             stats = ast.literal_eval(line[6:])
         elif line.strip() and line.strip() != "READY":
@@ -142,8 +154,8 @@ class CanPair:
             f"bus = {self.opener(**(open_kw or {}))}\n"
             f"{setup}\n"
             "print('READY')\n"
-            f"got = hil_can.collect(bus, {count}, {timeout_ms}, {idle_ms}, {stop})\n"
-            "print('RESULT', repr([f.t() for f in got]))\n"
+            f"got = hil_can.collect_packed(bus, {count}, {timeout_ms}, {idle_ms}, {stop})\n"
+            "print('PACKED', __import__('binascii').hexlify(got).decode())\n"
             "print('STATS', repr(bus.stats()))\n"
             "bus.close()\n"
         )

@@ -201,30 +201,44 @@ class Peer:
         return self.net.address(guest_port, proto)
 
     # --- host sockets (closed after the test) -----------------------------------------------------
-    def _keep(self, sock: socket.socket) -> socket.socket:
+    def keep(self, sock: socket.socket) -> socket.socket:
         self._closers.append(sock.close)
         return sock
 
     def connect(self, guest_port: int, *, nodelay: bool = False, timeout: float = 15.0) -> socket.socket:
-        sock = self._keep(self.net.connect(guest_port, timeout=timeout))
+        sock = self.keep(self.net.connect(guest_port, timeout=timeout))
         sock.settimeout(timeout)
         if nodelay:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def listen(self, type_: int = socket.SOCK_STREAM, backlog: int = 16, timeout: float = 15.0) -> socket.socket:
-        sock = self._keep(self.net.listen(type_, backlog))
+    def listen(self, type_: int = socket.SOCK_STREAM, backlog: int = 16, timeout: float = 15.0,
+               rcvbuf: int | None = None) -> socket.socket:  # fmt: skip
+        """A host server the board reaches at (host_ip, its port). rcvbuf: a small receive buffer
+        (inherited by accepted connections), so the board's sends fill the window quickly."""
+        if rcvbuf is None:
+            sock = self.keep(self.net.listen(type_, backlog))
+        else:
+
+            def make() -> socket.socket:
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                s.bind((self.bind_ip, 0))
+                s.listen(backlog)
+                return s
+
+            sock = self.keep(self.run(make))
         sock.settimeout(timeout)
         return sock
 
     def udp(self, timeout: float = 10.0) -> socket.socket:
-        sock = self._keep(self.net.new_socket(socket.SOCK_DGRAM))
+        sock = self.keep(self.net.new_socket(socket.SOCK_DGRAM))
         sock.bind((self.bind_ip, 0))
         sock.settimeout(timeout)
         return sock
 
     def tcp(self) -> socket.socket:
-        return self._keep(self.net.new_socket(socket.SOCK_STREAM))
+        return self.keep(self.net.new_socket(socket.SOCK_STREAM))
 
     def closed_port(self) -> int:
         """A host port with nothing listening (bound then closed; nobody rebinds it meanwhile)."""

@@ -39,7 +39,8 @@ class Client:
     def __init__(self, peer, framing: str, trace: bool) -> None:
         port = peer.port()
         self.role = peer.start(f"serve({port}, {framing!r}, {trace})", module=peer.parser_module, ready=True)
-        self.conn = peer.connect(port, nodelay=True, timeout=10)
+        # replies follow their message at once: 5 s of silence means none is coming
+        self.conn = peer.connect(port, nodelay=True, timeout=5)
         self.reader = self.conn.makefile("rb")
         self.sent = 0
 
@@ -51,14 +52,14 @@ class Client:
         """Wait until the board's recv() calls have returned exactly everything sent so far."""
         self.role.wait(f"RX {self.sent};", timeout=20)
 
-    def read_replies(self, n: int) -> list[bytes]:
-        out = []
-        for _ in range(n):
-            line = self.reader.readline()
-            if not line:
-                break
-            out.append(line.rstrip(b"\n"))
-        return out
+    def expect_replies(self, expected: list[bytes], what: str = "") -> None:
+        """Read the replies one by one: the first wrong or missing one fails at once."""
+        for i, want in enumerate(expected):
+            try:
+                line = self.reader.readline().rstrip(b"\n")
+            except TimeoutError:
+                line = b"(no reply within 5 s)"
+            assert line == want, f"reply {i} of {len(expected)}{what}: {line!r} != {want!r}"
 
     def finish(self) -> tuple:
         self.conn.shutdown(socket.SHUT_WR)
@@ -79,18 +80,17 @@ def test_message_split_at_every_byte_boundary(peer, framing):
     client = Client(peer, framing, trace=True)
     msgs = [*UNIT, *EXTRA]
     stream = b"".join(encode(m, framing) for m in msgs)
-    expected, got = [], []
+    count = 0
     for k in range(1, len(stream)):
         client.send(stream[:k])
         client.consumed()  # the board has seen the first part alone
         client.send(stream[k:])
         client.consumed()
-        expected += replies(msgs, len(expected))
-        got += client.read_replies(len(msgs))
-        assert got == expected, f"split at byte {k} of {stream!r}"
-    rest, (count, total, leftover) = client.finish()
+        client.expect_replies(replies(msgs, count), f" after a split at byte {k} of {stream!r}")
+        count += len(msgs)
+    rest, result = client.finish()
     assert rest == b""
-    assert (count, total, leftover) == (len(expected), client.sent, 0)
+    assert result == (count, client.sent, 0)
 
 
 @pytest.mark.parametrize("framing", FRAMINGS)
@@ -100,7 +100,7 @@ def test_many_messages_merged_in_one_send(peer, framing):
     if framing == "len":
         msgs[150] = bytes(range(256)) * 2  # a length above 255: both header bytes matter
     client.send(b"".join(encode(m, framing) for m in msgs))
-    assert client.read_replies(len(msgs)) == replies(msgs)
+    client.expect_replies(replies(msgs))
     rest, (count, total, leftover) = client.finish()
     assert (rest, count, total, leftover) == (b"", len(msgs), client.sent, 0)
 
@@ -120,6 +120,6 @@ def test_random_segmentation_with_pauses(peer, framing):
         i += n
         if rng.random() < 0.8:
             time.sleep(0.002)
-    assert client.read_replies(len(msgs)) == replies(msgs)
+    client.expect_replies(replies(msgs))
     rest, (count, total, leftover) = client.finish()
     assert (rest, count, total, leftover) == (b"", len(msgs), len(stream), 0)

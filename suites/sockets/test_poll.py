@@ -48,16 +48,7 @@ def test_pollin_only_on_the_sockets_with_data(peer):
 
 
 def test_pollout_clears_when_the_peer_stops_reading_and_returns(peer):
-    def small_listener() -> socket.socket:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.bind((peer.bind_ip, 0))
-        s.listen(1)
-        return s
-
-    listener = peer.run(small_listener)
-    peer._keep(listener)
-    listener.settimeout(15)
+    listener = peer.listen(rcvbuf=4096)
     role = peer.start(f"poll_out({peer.host_ip!r}, {listener.getsockname()[1]})")
     conn, _ = listener.accept()
     conn.settimeout(0.5)

@@ -94,16 +94,7 @@ def test_recv_with_small_buffer_returns_the_stream_in_order(peer):
 
 
 def test_nonblocking_send_is_partial_then_eagain_and_nothing_is_lost(peer):
-    def small_listener() -> socket.socket:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited: a small window to fill
-        s.bind((peer.bind_ip, 0))
-        s.listen(1)
-        return s
-
-    listener = peer.run(small_listener)
-    peer._keep(listener)
-    listener.settimeout(15)
+    listener = peer.listen(rcvbuf=4096)
     role = peer.start(f"partial_send({peer.host_ip!r}, {listener.getsockname()[1]}, 65536)")
     conn, _ = listener.accept()
     conn.settimeout(30)
@@ -115,7 +106,7 @@ def test_nonblocking_send_is_partial_then_eagain_and_nothing_is_lost(peer):
     assert filled > 0 and sent >= filled + 65536 and sent % 4096 == 0
     assert (len(got), crc(got)) == (sent, board_crc)
     assert got == pattern(sent)
-    assert partials >= 0  # reported for the log: how many sends took only part of their buffer
+    print(f"{partials} partial sends")  # how many sends took only part of their buffer (varies by link)
 
 
 def test_host_half_close_gives_eof_repeatedly_and_board_can_still_send(peer):
@@ -174,7 +165,7 @@ def test_connect_timeout_is_honoured(peer):
     listener = peer.listen(backlog=0)
     port = listener.getsockname()[1]
     filler = peer.run(lambda: socket.create_connection((peer.bind_ip, port), timeout=10))
-    peer._keep(filler)
+    peer.keep(filler)
     kind, err, elapsed = peer.start(f"connect_outcome({peer.host_ip!r}, {port}, 1.0)").result()
     assert (kind, err) == ("err", errno.ETIMEDOUT)
     assert elapsed >= 1000

@@ -11,7 +11,7 @@ import os
 import time
 
 import pytest
-from tls_peers import deliver_pki
+from tls_peers import board_time, deliver_pki
 
 from harness.pki import TestPKI
 
@@ -43,12 +43,6 @@ def client_module() -> str:
     name = os.environ.get(CLIENT_MODULE_ENV, "hil_tls")
     assert name.isidentifier(), f"{CLIENT_MODULE_ENV}={name!r} is not a module name"
     return name
-
-
-def board_time(dut) -> float:
-    """The board's clock as Unix time (ports with a 2000 epoch are converted)."""
-    now, epoch_year = dut.eval("(__import__('time').time(), __import__('time').gmtime(0)[0])")
-    return now + (946684800 if epoch_year == 2000 else 0)
 
 
 @pytest.fixture

@@ -21,13 +21,14 @@ def host_client(pki, pki_dir, **kwargs) -> ssl.SSLContext:
     return tp.client_context(pki, workdir=pki_dir, **kwargs)
 
 
-def talk(srv: tp.BoardServer, ctx: ssl.SSLContext, hostname: str, payload: bytes) -> ssl.SSLSocket:
-    """Connect, handshake, echo payload, send close_notify; returns the (unwrapped) socket."""
+def talk(srv: tp.BoardServer, ctx: ssl.SSLContext, hostname: str, payload: bytes) -> dict:
+    """Connect, handshake, echo payload, send close_notify; returns what the host negotiated."""
     tls = ctx.wrap_socket(srv.connect(), server_hostname=hostname, suppress_ragged_eofs=False)
+    seen = {"version": tls.version(), "cipher": tls.cipher()[0], "alpn": tls.selected_alpn_protocol()}
     tls.sendall(payload)
     assert tp.recv_exact(tls, len(payload)) == payload
     tp.close_notify(tls)
-    return tls
+    return seen
 
 
 def echoed(result: dict, payload: bytes, cipher: str | None = None) -> None:
@@ -93,8 +94,7 @@ def test_tls13_only_client_is_refused_cleanly(tls_dut, pki, pki_dir):
 def test_tls13_negotiated_with_tls13_only_client(tls_dut, pki, pki_dir):
     with tp.BoardServer(tls_dut, "server_ec", conns=1) as srv:
         ctx = host_client(pki, pki_dir, min_version=ssl.TLSVersion.TLSv1_3)
-        tls = talk(srv, ctx, pki.hostname, b"1.3")
-        assert tls.version() == "TLSv1.3"
+        assert talk(srv, ctx, pki.hostname, b"1.3")["version"] == "TLSv1.3"
     echoed(srv.results[0], b"1.3")
 
 
@@ -112,8 +112,7 @@ def test_server_cipher_selection(tls_dut, pki, pki_dir, cert, board_cipher, host
     """The host offers every candidate; the board, restricted to one suite, picks exactly it."""
     with tp.BoardServer(tls_dut, cert, ciphers=[board_cipher]) as srv:
         ctx = host_client(pki, pki_dir, max_version=TLS12, ciphers=OFFERED)
-        tls = talk(srv, ctx, pki.hostname, b"cipher")
-        assert tls.cipher()[0] == host_cipher
+        assert talk(srv, ctx, pki.hostname, b"cipher")["cipher"] == host_cipher
     echoed(srv.results[0], b"cipher", board_cipher)
 
 
@@ -171,17 +170,21 @@ def test_mtls_required_rejects_client_without_certificate(tls_dut, pki, pki_dir)
 
 def test_mtls_required_rejects_untrusted_client(tls_dut, pki, pki_dir):
     with tp.BoardServer(tls_dut, "server_ec", conns=2, ca=("root",), verify=2, peers=True) as srv:
-        with pytest.raises(ssl.SSLError) as info:
+        with pytest.raises((ssl.SSLError, ConnectionResetError)) as info:
             tls = host_client(pki, pki_dir, cert="rogue_client", max_version=TLS12).wrap_socket(
                 srv.connect(), server_hostname=pki.hostname)
             tls.recv(10)
-        assert info.value.reason == "TLSV1_ALERT_UNKNOWN_CA"
-        good_client(srv, pki, pki_dir)
+        # the board sends unknown_ca and closes with the rest of our flight unread, so its TCP
+        # answers with RST; when that overtakes our reading the alert, we see only the reset
+        if isinstance(info.value, ssl.SSLError):
+            assert info.value.reason == "TLSV1_ALERT_UNKNOWN_CA"
+        talk(srv, host_client(pki, pki_dir, cert="client_ec"), pki.hostname, b"trusted")
     first, second = srv.results
     assert first["stage"] == "handshake"
     assert tp.verify_reasons(first["error"]) == {tp.NOT_TRUSTED}
     assert first["peers"] == [(0, pki["rogue_client"].sha256)]
-    echoed(second, b"still serving")
+    echoed(second, b"trusted")
+    assert second["peers"] == chain_seen(pki, "client_ec")
 
 
 def test_mtls_optional_accepts_client_without_certificate(tls_dut, pki, pki_dir):
@@ -240,21 +243,39 @@ def test_tiny_application_records_reassembled(tls_dut, pki):
         conn.recordSize = 1
         conn.write(payload)
         assert bytes(conn.read(max=300, min=300)) == payload
+        conn.recordSize = 2**14  # a whole close_notify: TLS 1.2 receivers may refuse split alerts
         conn.close()
     echoed(srv.results[0], payload)
 
 
+def send_with_empty_records(srv, pki, parts: list[bytes]) -> bytes:
+    """Send parts as records (b"": a zero-length application_data record); returns the echo."""
+    conn = tp.tlslite_client(srv.connect(), pki)
+    total = b"".join(parts)
+    for part in parts:
+        tp.tlslite_send_record(conn, tp.APPLICATION_DATA, part)
+    try:
+        back = bytes(conn.read(max=len(total), min=len(total)))
+    except ConnectionError:
+        back = b""
+    conn.close()
+    return back
+
+
 def test_zero_length_records_tolerated(tls_dut, pki):
-    """Empty application_data records (allowed by RFC 5246 6.2.1) between data records."""
+    """Empty application_data records (allowed by RFC 5246 6.2.1; OpenSSL used to send them
+    before CBC records) between data records are skipped."""
     with tp.BoardServer(tls_dut, "server_ec") as srv:
-        conn = tp.tlslite_client(srv.connect(), pki)
-        conn.write(b"abc")
-        tp.tlslite_send_record(conn, tp.APPLICATION_DATA, b"")
-        tp.tlslite_send_record(conn, tp.APPLICATION_DATA, b"")
-        conn.write(b"def")
-        assert bytes(conn.read(max=6, min=6)) == b"abcdef"
-        conn.close()
+        assert send_with_empty_records(srv, pki, [b"abc", b"", b"def", b"", b"ghi"]) == b"abcdefghi"
+    echoed(srv.results[0], b"abcdefghi")
+
+
+def test_consecutive_zero_length_records_tolerated(tls_dut, pki):
+    """Two empty records in a row are as legal as one: the data after them must still arrive."""
+    with tp.BoardServer(tls_dut, "server_ec") as srv:
+        back = send_with_empty_records(srv, pki, [b"abc", b"", b"", b"def"])
     echoed(srv.results[0], b"abcdef")
+    assert back == b"abcdef"
 
 
 # --- fragmented handshakes ------------------------------------------------------------------------
@@ -269,7 +290,7 @@ def fragmented_handshake(srv, pki, pki_dir, size: int, **peer) -> tp.BioPeer:
     return peer_
 
 
-@pytest.mark.parametrize("size", [4, 17, 256])
+@pytest.mark.parametrize("size", [4, 17, 100])
 def test_handshake_messages_fragmented_across_records(tls_dut, pki, pki_dir, size):
     """ClientHello, ClientKeyExchange (every plaintext handshake message) cut into records of
     `size` bytes: the board reassembles them."""
@@ -369,7 +390,7 @@ def test_wrong_finished_verify_data_gets_decrypt_error(tls_dut, pki, pki_dir):
     with tp.BoardServer(tls_dut, "server_ec", conns=2) as srv:
         with pytest.raises(TLSRemoteAlert) as info:
             tp.tlslite_client(srv.connect(), pki, corrupt_finished=True)
-        assert (info.value.alert.level, info.value.alert.description) == (tp.FATAL, tp.DECRYPT_ERROR)
+        assert (info.value.level, info.value.description) == (tp.FATAL, tp.DECRYPT_ERROR)
         good_client(srv, pki, pki_dir)
     first, second = srv.results
     assert (first["stage"], first["error"]) == ("handshake", tp.mbedtls("HANDSHAKE_FAILURE"))
@@ -487,14 +508,20 @@ def test_handshake_aborted_server_keeps_serving(tls_dut, pki, pki_dir, stage, cl
         sock.close()
         good_client(srv, pki, pki_dir)
     first, second = srv.results
-    gone = tp.ECONNRESET if close == "rst" else tp.mbedtls("CONN_EOF")
-    if stage == "finished":
-        # the board completed the handshake, then found the peer gone instead of data
+    if close == "fin":
+        gone = {tp.mbedtls("CONN_EOF")}
+    else:
+        # a reset reaches a reading board as ECONNRESET, a writing one as EPIPE; under QEMU user-mode
+        # networking the host's TCP ends in slirp, which closes the guest's side its own way
+        gone = {tp.ECONNRESET, tp.EPIPE} | ({tp.mbedtls("CONN_EOF")} if tls_dut.net.mode == "user" else set())
+    if stage == "finished" and (close == "fin" or "cipher" in first):
+        # the board completed the handshake (for rst: unless the reset overtook its own Finished),
+        # then found the peer gone instead of data
         assert first["cipher"] == ("TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384", "TLSv1.2")
         assert first["n"] == 0
-        assert first["end"] in ("eof", gone), first
+        assert first["end"] == "eof" or first["end"] in gone, first
     else:
-        assert (first["stage"], first["error"]) == ("handshake", gone)
+        assert first["stage"] == "handshake" and first["error"] in gone, first
     echoed(second, b"still serving")
 
 
@@ -520,6 +547,5 @@ def test_alpn(tls_dut, pki, pki_dir):
     with tp.BoardServer(tls_dut, "server_ec", alpn=["http/1.1"]) as srv:
         ctx = host_client(pki, pki_dir)
         ctx.set_alpn_protocols(["h2", "http/1.1"])
-        tls = talk(srv, ctx, pki.hostname, b"alpn")
-        assert tls.selected_alpn_protocol() == "http/1.1"
+        assert talk(srv, ctx, pki.hostname, b"alpn")["alpn"] == "http/1.1"
     assert srv.results[0]["alpn"] == "http/1.1"

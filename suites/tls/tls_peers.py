@@ -6,7 +6,7 @@
 - hostile host peers: ``BioPeer`` drives OpenSSL through memory BIOs so the records it sends can be
   re-framed (handshake messages fragmented) or corrupted on the way; ``tlslite_client`` is a
   tlslite-ng client whose records (size, empty records, raw messages) are under our control;
-- record-layer helpers: parse, build and read TLS records and alerts."""
+- record-layer helpers: parse, build, re-frame and corrupt TLS records."""
 
 from __future__ import annotations
 
@@ -16,20 +16,23 @@ import hashlib
 import socket
 import ssl
 import struct
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.pki import TestPKI
 
+with warnings.catch_warnings():  # tlslite-ng imports asyncore (deprecated in 3.11, gone in 3.12)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import tlslite  # noqa: F401 - imported here once, quietly; used through its submodules below
+
 TIMEOUT = 30.0  # host sockets: a TCG board's RSA handshake takes up to a second on a loaded host
 
 # record content types and alert descriptions (RFC 5246)
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
 WARNING, FATAL = 1, 2
-CLOSE_NOTIFY, UNEXPECTED_MESSAGE, BAD_RECORD_MAC, HANDSHAKE_FAILURE = 0, 10, 20, 40
-BAD_CERTIFICATE, CERTIFICATE_EXPIRED, UNKNOWN_CA, DECODE_ERROR, DECRYPT_ERROR = 42, 45, 48, 50, 51
-PROTOCOL_VERSION, NO_RENEGOTIATION = 70, 100
+BAD_RECORD_MAC, DECRYPT_ERROR, NO_RENEGOTIATION = 20, 51, 100
 
 # mbedTLS errors as MicroPython raises them: OSError(code, "MBEDTLS_ERR_SSL_<NAME>")
 MBEDTLS_CODES = {
@@ -70,6 +73,12 @@ def verify_reasons(error: tuple) -> set[str]:
     """The reasons in a board verify failure: ('ValueError', None, '\\nreason\\n...')."""
     assert error[0] == "ValueError", error
     return {line.strip() for line in error[2].splitlines() if line.strip()}
+
+
+def board_time(dut) -> float:
+    """The board's clock as Unix time (ports with a 2000 epoch are converted)."""
+    now, epoch_year = dut.eval("(__import__('time').time(), __import__('time').gmtime(0)[0])")
+    return now + (946684800 if epoch_year == 2000 else 0)
 
 
 # --- the PKI on a board -------------------------------------------------------------------------
@@ -241,13 +250,15 @@ class Served:
 
 
 def serve_once(listener: socket.socket, ctx: ssl.SSLContext | None, *, echo: int = 0, send: bytes = b"",
-               recv_all: int = 0, timeout: float = TIMEOUT) -> Served:
+               recv_all: int = 0, timeout: float = TIMEOUT, nodelay: bool = False) -> Served:
     """Accept one connection and run a TLS server on it: echo `echo` bytes back, or read `recv_all`
     bytes, then send `send`, then close_notify. ctx None: a plaintext peer that records what the
     board sends first (up to 5 bytes) and answers with `send`."""
     listener.settimeout(timeout)
     conn, _ = listener.accept()
     conn.settimeout(timeout)
+    if nodelay:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     out = Served()
     with conn:
         if ctx is None:
@@ -345,27 +356,6 @@ def parse_records(data: bytes) -> list[Record]:
         assert len(records[-1].payload) == length, "truncated record"
         i += 5 + length
     return records
-
-
-def read_record(sock: socket.socket) -> Record | None:
-    """One record from a raw socket; None at EOF before a header."""
-    header = read_some(sock, 5)
-    if not header:
-        return None
-    assert len(header) == 5, f"truncated header {header!r}"
-    type_, version, length = struct.unpack(">BHH", header)
-    payload = read_some(sock, length)
-    assert len(payload) == length, "truncated record"
-    return Record(type_, version, payload)
-
-
-def plaintext_alert(sock: socket.socket) -> tuple[int, int] | None:
-    """The (level, description) of a plaintext alert the peer sends next; None at EOF."""
-    rec = read_record(sock)
-    if rec is None:
-        return None
-    assert rec.type == ALERT and len(rec.payload) == 2, rec
-    return rec.payload[0], rec.payload[1]
 
 
 def fragment_handshake(data: bytes, size: int) -> bytes:
