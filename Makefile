@@ -14,7 +14,7 @@ APT_PACKAGES := qemu-system-arm qemu-system-x86 gcc-arm-none-eabi picolibc-arm-n
 BOARDS ?= mps2_an385 microbit native qemu_x86
 OUT ?= hil-out
 
-.PHONY: setup apt venv images run test unit smoke lint bench clean
+.PHONY: setup apt venv images run tap test unit smoke lint bench clean
 
 setup: apt venv
 
@@ -39,21 +39,29 @@ images: setup
 	@for b in $(BOARDS); do $(BIN)/hil build $$b || exit 1; done
 
 lint: venv
-	$(BIN)/ruff check harness suites tests bench conftest.py
+	$(BIN)/ruff check harness suites tests bench conftest.py firmware_py
 
-unit: setup
+# The harness's own tests (unit tests plus integration tests that boot real boards).
+unit: images
 	$(BIN)/pytest tests -q -p no:cacheprovider
+
+# The main job: every suite (smoke, sockets, can, tls) on every default board; capability-bound
+# cases skip with a reason. Writes $(OUT)/junit.xml and $(OUT)/report.html, prints the verdicts.
+run: images
+	$(BIN)/hil run --out $(OUT) $(addprefix --board ,$(BOARDS)) -q
+
+# Packet-level socket cases need the real L2 link (tap in a namespace).
+tap: images
+	$(BIN)/hil run --out $(OUT)/tap --board qemu_x86_tap --suite suites/sockets -q
 
 smoke: images
 	$(BIN)/hil run --out $(OUT)/smoke $(addprefix --board ,$(BOARDS)) --suite suites/smoke -q
 
-test: setup lint images unit smoke
-
-run: images
-	$(BIN)/hil run --out $(OUT) $(addprefix --board ,$(BOARDS)) -q
+test: setup lint images unit run tap
 
 bench: images
 	$(BIN)/python bench/bench_boot_exec.py
+	$(BIN)/python bench/bench_qemu_x86.py
 
 clean:
 	rm -rf $(OUT) build *.egg-info

@@ -32,6 +32,13 @@ ECHO_ID = 0x77  # canfdtest's CAN_MSG_ID
 
 Frame = tuple[int, bool, bool, int, bytes]
 
+# The end-of-exchange marker: frames arrive in order, so once the sentinel is in, every frame sent
+# before it has arrived (or been dropped) and anything extra has shown up: no waiting for silence.
+SENTINEL: Frame = (0x1FFFFFFF, True, False, 3, b"END")  # extended id 0x1FFFFFFF, data "END"
+SENTINEL_CAN_ID = 0x1FFFFFFF | 0x80000000  # as hil_can.Frame.can_id() gives it
+SENTINEL_FILTER = (0x1FFFFFFF | 0x80000000, 0x1FFFFFFF | 0x80000000 | 0x40000000)  # that id, data frames
+SENTINEL_SEND = "bus.send(0x1FFFFFFF, b'END', ext=True)"
+
 
 def lab_can_spec(board_name: str):
     """Hook for real benches: the CAN interface of the lab device named like the board
@@ -164,30 +171,39 @@ class CanPair:
         send()
         return parse_board_output(running.finish(timeout=timeout_ms / 1000 + 30))
 
+    def board_receives_frames(self, frames: list[Frame], **kwargs) -> BoardResult:
+        """Send ``frames`` and then the sentinel; what the board received before the sentinel
+        (so a lost, duplicated or extra frame shows up without any wait for silence)."""
+        kwargs.setdefault("stop", SENTINEL_CAN_ID)
+        count = kwargs.pop("count", len(frames) + 100)
+        return self.board_receives(lambda: self.send([*frames, SENTINEL]), count, **kwargs)
+
     def send(self, frames: list[Frame]) -> None:
         for frame in frames:
             self.bus.send(message(frame), timeout=5)
 
     # --- board -> host ----------------------------------------------------------------------
-    def board_sends(self, body: str, *, open_kw: dict | None = None, timeout: float = 30) -> str:
-        """Run ``body`` on the board with ``bus`` open (it closes afterwards); its output."""
+    def board_sends(
+        self, body: str, *, open_kw: dict | None = None, timeout: float = 30, sentinel: bool = False
+    ) -> str:
+        """Run ``body`` on the board with ``bus`` open (it closes afterwards), then send the
+        sentinel if asked; the board's output."""
         code = f"import hil_can\nbus = {self.opener(**(open_kw or {}))}\ntry:\n"
         code += "".join(f"    {line}\n" for line in body.splitlines())
+        if sentinel:
+            code += f"    {SENTINEL_SEND}\n"
         code += "finally:\n    bus.close()\n"
         return self.dut.exec(code, timeout=timeout)
 
-    def host_receives(self, count: int, timeout: float = 10.0, quiet: float = 0.3) -> list[can.Message]:
-        """Exactly what arrives: up to ``count`` messages, then ``quiet`` seconds more to catch
-        extras (returned too, so the caller's equality check sees them)."""
+    def host_receives_until_sentinel(self, timeout: float = 10.0) -> list[can.Message]:
+        """Everything the board sent before its sentinel (see board_sends(sentinel=True))."""
         got = []
-        while len(got) < count:
+        while True:
             msg = self.bus.recv(timeout)
-            if msg is None:
-                break
+            assert msg is not None, f"no sentinel from the board within {timeout:g} s; got {len(got)} frames before"
+            if to_tuple(msg) == SENTINEL:
+                return got
             got.append(msg)
-        while (msg := self.bus.recv(quiet)) is not None:
-            got.append(msg)
-        return got
 
     def drain(self) -> None:
         while self.bus.recv(0.05) is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import can
 import pytest
+from hilcan_host import SENTINEL, SENTINEL_CAN_ID, SENTINEL_SEND
 
 pytestmark = pytest.mark.requires("can")
 
@@ -22,18 +23,18 @@ def fd_message(ident: int, data: bytes, ext: bool = False, brs: bool = False) ->
 
 def test_fd_payloads_up_to_64_bytes(canpair):
     sent = [(0x100 + n, n % 2 == 1, payload(n, n)) for n in FD_LENGTHS]
-    result = canpair.board_receives(
-        lambda: [canpair.bus.send(fd_message(i, d, e), timeout=5) for i, e, d in sent],
-        len(sent) + 1,
-        open_kw={"fd": True},
-        setup="",
-        idle_ms=2000,
-    )
+
+    def send():
+        for i, e, d in sent:
+            canpair.bus.send(fd_message(i, d, e), timeout=5)
+        canpair.send([SENTINEL])
+
+    result = canpair.board_receives(send, len(sent) + 10, open_kw={"fd": True}, stop=SENTINEL_CAN_ID)
     assert result.frames == [(i, e, False, len(d), d) for i, e, d in sent]
     canpair.board_sends(
-        "".join(f"bus.send({i:#x}, {d!r}, ext={e}, fd=True)\n" for i, e, d in sent), open_kw={"fd": True}
+        "".join(f"bus.send({i:#x}, {d!r}, ext={e}, fd=True)\n" for i, e, d in sent), open_kw={"fd": True}, sentinel=True
     )
-    got = canpair.host_receives(len(sent))
+    got = canpair.host_receives_until_sentinel()
     assert [(m.arbitration_id, m.is_extended_id, m.is_fd, bytes(m.data)) for m in got] == [
         (i, e, True, d) for i, e, d in sent
     ]
@@ -46,6 +47,7 @@ def test_fd_bit_rate_switch_flag_kept(canpair):
         "print('FLAGS', [(f.fd, f.brs, len(f.data)) for f in got])\n"
         "for f in got:\n"
         "    bus.send(f.id + 1, f.data, fd=True, brs=f.brs)\n"
+        f"{SENTINEL_SEND}\n"
         "bus.close()\n"
     )
     running.wait_for("READY", timeout=30)
@@ -53,7 +55,7 @@ def test_fd_bit_rate_switch_flag_kept(canpair):
     canpair.bus.send(fd_message(0x20, payload(32, 2), brs=False), timeout=5)
     out = running.finish(timeout=60)
     assert "FLAGS [(True, True, 64), (True, False, 32)]" in out.splitlines()
-    got = canpair.host_receives(2)
+    got = canpair.host_receives_until_sentinel()
     assert [(m.arbitration_id, m.is_fd, m.bitrate_switch, bytes(m.data)) for m in got] == [
         (0x11, True, True, payload(64, 1)),
         (0x21, True, False, payload(32, 2)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 
 import pytest
+from hilcan_host import SENTINEL, SENTINEL_CAN_ID, SENTINEL_FILTER
 
 pytestmark = pytest.mark.requires("can")
 
@@ -19,9 +20,6 @@ SFF_MASK = 0x7FF
 EFF_MASK = 0x1FFFFFFF
 ID = 0x123
 
-SENTINEL = (EFF_MASK, True, False, 3, b"END")  # extended id 0x1FFFFFFF, data "END"
-SENTINEL_FILTER = (EFF_MASK | EFF, EFF_MASK | EFF | RTR)  # that id, extended data frames only
-SENTINEL_CAN_ID = EFF_MASK | EFF
 
 ALL4 = [0, RTR, EFF, EFF | RTR]
 
@@ -137,7 +135,7 @@ def test_empty_filter_list_receives_nothing(canpair):
 def test_filter_none_accepts_everything_again(canpair):
     frames = [std(0x100), ext(0x100), (0x100, False, True, 1, b""), std(0x7FF)]
     setup = "bus.set_filters([(0x1, 0x7FF | 0x80000000)])\nbus.set_filters(None)"
-    result = canpair.board_receives(lambda: canpair.send(frames), len(frames) + 1, setup=setup, idle_ms=1500)
+    result = canpair.board_receives_frames(frames, setup=setup)
     assert result.frames == frames
 
 

@@ -9,7 +9,7 @@ import errno
 import itertools
 
 import pytest
-from hilcan_host import ECHO_FRAMES, canfdtest_host, parse_board_output, to_tuple
+from hilcan_host import ECHO_FRAMES, SENTINEL_SEND, canfdtest_host, parse_board_output, to_tuple
 
 pytestmark = pytest.mark.requires("can")
 
@@ -23,20 +23,22 @@ def seq_frame(n: int, ext: bool = False):
 
 def test_no_frame_when_none_sent(canpair):
     # the board's receive times out (returns None, no earlier than asked: a lower bound, which
-    # load cannot break) and the host hears nothing from a board that sends nothing
+    # load cannot break), and the host hears nothing from a board that sends nothing but the
+    # closing sentinel
     out = canpair.board_sends(
         "t0 = hil_can.ticks_ms()\n"
         "f = bus.recv(400)\n"
         "waited = hil_can.ticks_diff(hil_can.ticks_ms(), t0)\n"
-        "print(repr((f, bus.any(), waited >= 400, bus.stats()['rx'])))\n"
+        "print(repr((f, bus.any(), waited >= 400, bus.stats()['rx'])))\n",
+        sentinel=True,
     )
     assert out.strip() == "(None, 0, True, 0)"
-    assert canpair.host_receives(0, quiet=0.5) == []
+    assert canpair.host_receives_until_sentinel() == []
 
 
 def test_burst_order_host_to_board(canpair):
     frames = [seq_frame(n, ext=n % 3 == 0) for n in range(BURST)]
-    result = canpair.board_receives(lambda: canpair.send(frames), BURST, timeout_ms=60000, idle_ms=5000)
+    result = canpair.board_receives_frames(frames, timeout_ms=60000)
     assert len(result.frames) == BURST, f"{BURST - len(result.frames)} of {BURST} frames lost"
     assert result.frames == frames  # none lost, duplicated or reordered
     assert result.stats["overflow"] == 0
@@ -48,9 +50,10 @@ def test_burst_order_board_to_host(canpair):
         "    bus.send(0x400 + n % 0x100 | (0x1000000 if n % 3 == 0 else 0), n.to_bytes(4, 'big'), ext=n % 3 == 0)\n"
         "print(bus.stats()['tx'])\n",
         timeout=60,
+        sentinel=True,
     )
     assert out.strip() == str(BURST)
-    got = [to_tuple(m) for m in canpair.host_receives(BURST, timeout=20)]
+    got = [to_tuple(m) for m in canpair.host_receives_until_sentinel(timeout=20)]
     assert len(got) == BURST, f"{BURST - len(got)} of {BURST} frames lost"
     assert got == [seq_frame(n, ext=n % 3 == 0) for n in range(BURST)]
 
@@ -119,6 +122,9 @@ def test_reopen_close_without_leaks(canpair):
         f"    bus = hil_can.open({canpair.open_args})\n"
         "    bus.send(0x300, bytes([i]))\n"
         "    bus.close()\n"
+        f"bus = hil_can.open({canpair.open_args})\n"
+        f"{SENTINEL_SEND}\n"
+        "bus.close()\n"
         "bus = None\n"
         "gc.collect()\n"
         "print(repr((f0 == fds(), gc.mem_alloc() - m0)))\n",
@@ -127,7 +133,7 @@ def test_reopen_close_without_leaks(canpair):
     same_fds, grown = ast.literal_eval(out)
     assert same_fds
     assert grown < 2048, f"heap grew by {grown} bytes over 200 open/close cycles"
-    got = [to_tuple(m) for m in canpair.host_receives(200, timeout=20)]
+    got = [to_tuple(m) for m in canpair.host_receives_until_sentinel(timeout=20)]
     assert got == [(0x300, False, False, 1, bytes([i])) for i in range(200)]
 
 
@@ -187,8 +193,8 @@ def test_board_timestamps_monotonic(canpair):
 
 
 def test_host_timestamps_monotonic(canpair):
-    canpair.board_sends("for n in range(100):\n    bus.send(0x200, bytes([n]))\n")
-    got = canpair.host_receives(100, timeout=20)
+    canpair.board_sends("for n in range(100):\n    bus.send(0x200, bytes([n]))\n", sentinel=True)
+    got = canpair.host_receives_until_sentinel(timeout=20)
     assert [bytes(m.data) for m in got] == [bytes([n]) for n in range(100)]
     stamps = [m.timestamp for m in got]
     assert all(b >= a for a, b in itertools.pairwise(stamps)), stamps

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from hilcan_host import to_tuple
+from hilcan_host import SENTINEL, SENTINEL_CAN_ID, to_tuple
 
 from harness.repl import BoardException
 
@@ -30,27 +30,26 @@ def board_send_lines(frames) -> str:
 
 def test_standard_ids_host_to_board(canpair):
     frames = [(i, False, False, 3, bytes([n, i & 0xFF, i >> 8])) for n, i in enumerate(STD_IDS)]
-    result = canpair.board_receives(lambda: canpair.send(frames), len(frames) + 1, idle_ms=1500)
+    result = canpair.board_receives_frames(frames)
     assert result.frames == frames
 
 
 def test_standard_ids_board_to_host(canpair):
     frames = [(i, False, False, 3, bytes([n, i & 0xFF, i >> 8])) for n, i in enumerate(STD_IDS)]
-    canpair.board_sends(board_send_lines(frames))
-    got = canpair.host_receives(len(frames))
-    assert [to_tuple(m) for m in got] == frames
+    canpair.board_sends(board_send_lines(frames), sentinel=True)
+    assert [to_tuple(m) for m in canpair.host_receives_until_sentinel()] == frames
 
 
 def test_extended_ids_host_to_board(canpair):
     frames = ext_frames()
-    result = canpair.board_receives(lambda: canpair.send(frames), len(frames) + 1, idle_ms=1500)
+    result = canpair.board_receives_frames(frames)
     assert result.frames == frames
 
 
 def test_extended_ids_board_to_host(canpair):
     frames = ext_frames()
-    canpair.board_sends(board_send_lines(frames))
-    assert [to_tuple(m) for m in canpair.host_receives(len(frames))] == frames
+    canpair.board_sends(board_send_lines(frames), sentinel=True)
+    assert [to_tuple(m) for m in canpair.host_receives_until_sentinel()] == frames
 
 
 RTR_FRAMES = [(0x123, False, True, 0, b""), (0x7FF, False, True, 1, b""), (0x001, False, True, 8, b""),
@@ -61,14 +60,14 @@ def test_remote_frames_host_to_board(canpair):
     # a remote request carries a DLC and no data: both ends must keep the DLC, and a data
     # frame with the same id stays a data frame
     frames = [*RTR_FRAMES, (0x123, False, False, 2, b"\x00\x00")]
-    result = canpair.board_receives(lambda: canpair.send(frames), len(frames) + 1, idle_ms=1500)
+    result = canpair.board_receives_frames(frames)
     assert result.frames == frames
 
 
 def test_remote_frames_board_to_host(canpair):
     frames = [*RTR_FRAMES, (0x123, False, False, 2, b"\x00\x00")]
-    canpair.board_sends(board_send_lines(frames))
-    assert [to_tuple(m) for m in canpair.host_receives(len(frames))] == frames
+    canpair.board_sends(board_send_lines(frames), sentinel=True)
+    assert [to_tuple(m) for m in canpair.host_receives_until_sentinel()] == frames
 
 
 def dlc_frames(ext: bool):
@@ -77,14 +76,14 @@ def dlc_frames(ext: bool):
 
 def test_every_dlc_host_to_board(canpair):
     frames = dlc_frames(False) + dlc_frames(True)
-    result = canpair.board_receives(lambda: canpair.send(frames), len(frames) + 1, idle_ms=1500)
+    result = canpair.board_receives_frames(frames)
     assert result.frames == frames
 
 
 def test_every_dlc_board_to_host(canpair):
     frames = dlc_frames(False) + dlc_frames(True)
-    canpair.board_sends(board_send_lines(frames))
-    assert [to_tuple(m) for m in canpair.host_receives(len(frames))] == frames
+    canpair.board_sends(board_send_lines(frames), sentinel=True)
+    assert [to_tuple(m) for m in canpair.host_receives_until_sentinel()] == frames
 
 
 def test_invalid_dlc_rejected_on_send(canpair):
@@ -98,7 +97,8 @@ def test_invalid_dlc_rejected_on_send(canpair):
         "    except OSError as e:\n"
         "        print('REJECTED', e.errno, e.args[1])\n"
         "bus.send(0x321, b'ok')\n"
-        "print('TX', bus.stats()['tx'])\n"
+        "print('TX', bus.stats()['tx'])\n",
+        sentinel=True,
     )
     assert out.splitlines() == [
         f"REJECTED {errno.EINVAL} DLC 9 out of range: classic CAN carries 0..8 data bytes",
@@ -106,7 +106,7 @@ def test_invalid_dlc_rejected_on_send(canpair):
         f"REJECTED {errno.EINVAL} DLC 3 does not match 2 data bytes",
         "TX 1",
     ]
-    assert [to_tuple(m) for m in canpair.host_receives(1)] == [(0x321, False, False, 2, b"ok")]
+    assert [to_tuple(m) for m in canpair.host_receives_until_sentinel()] == [(0x321, False, False, 2, b"ok")]
 
 
 def test_kernel_rejects_dlc_9_with_einval(canpair):
@@ -117,7 +117,8 @@ def test_kernel_rejects_dlc_9_with_einval(canpair):
     with pytest.raises(OSError) as info:
         canpair.board_sends("import struct\nbus.backend.sock.send(struct.pack('<IB3x8s', 0x123, 9, bytes(8)))")
     assert info.value.errno == errno.EINVAL
-    assert canpair.host_receives(0) == []
+    canpair.board_sends("", sentinel=True)
+    assert canpair.host_receives_until_sentinel() == []  # nothing went out before the sentinel
 
 
 def test_invalid_dlc_on_the_wire_is_dropped(canpair):
@@ -130,9 +131,9 @@ def test_invalid_dlc_on_the_wire_is_dropped(canpair):
     def send():
         raw.write(b"t1239" + b"AB" * 9 + b"\r" + b"T000004569" + b"CD" * 9 + b"\r")
         raw.flush()
-        canpair.send([(0x124, False, False, 1, b"\x01")])
+        canpair.send([(0x124, False, False, 1, b"\x01"), SENTINEL])
 
-    result = canpair.board_receives(send, 5, idle_ms=2000)
+    result = canpair.board_receives(send, 5, stop=SENTINEL_CAN_ID)
     assert result.frames == [(0x124, False, False, 1, b"\x01")]
     if "rx_errors" in result.stats:  # the board's own SLCAN speaker answered BEL to both
         assert result.stats["rx_errors"] == 2
@@ -153,4 +154,5 @@ def test_invalid_frame_rejected(canpair, call, reason):
         canpair.board_sends(call)
     assert isinstance(info.value, BoardException)
     assert (info.value.errno, info.value.args[1]) == (errno.EINVAL, f"EINVAL: {reason}")
-    assert canpair.host_receives(0) == []
+    canpair.board_sends("", sentinel=True)
+    assert canpair.host_receives_until_sentinel() == []  # nothing went out before the sentinel
