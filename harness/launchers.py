@@ -95,7 +95,8 @@ class QemuLauncher(Launcher):
 
     # --- command line -----------------------------------------------------------------------
     def _kernel_params(self) -> list[str]:
-        return (self.net.kernel_params() if self.net else []) + (self.can.kernel_params() if self.can else [])
+        can = self.can.kernel_params() if self.can and self.spec.can.kernel_params else []
+        return (self.net.kernel_params() if self.net else []) + can
 
     def _args(self) -> list[str]:
         values = {k: str(v) for k, v in self.image.files.items()} | {"workdir": str(self.workdir)}

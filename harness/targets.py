@@ -76,6 +76,9 @@ class CanSpec:
 
     link: str = "none"  # none | slcan_serial
     bitrate: int = 500000
+    # Linux guests learn about the link from hil.can=1 on the kernel command line; boards without
+    # a kernel (mps2_an385: an SLCAN speaker in firmware on UART1) set this to false.
+    kernel_params: bool = True
 
 
 @dataclass
@@ -248,7 +251,8 @@ def _check_values(spec: BoardSpec) -> None:
     uses_qemu_features = spec.network.mode != "none" or spec.can.link != "none" or spec.snapshot.enabled
     if uses_qemu_features and launch.kind != "qemu":
         raise ConfigError(f"{p}: [network], [can] and [snapshot] need launch.kind = \"qemu\"")
-    if (spec.network.mode != "none" or spec.can.link != "none") and "-append" not in launch.args:
+    needs_cmdline = spec.network.mode != "none" or (spec.can.link != "none" and spec.can.kernel_params)
+    if needs_cmdline and "-append" not in launch.args:
         raise ConfigError(
             f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args"
         )
