@@ -20,12 +20,13 @@ Every mistake is a one-line ConfigError naming the file, the device and the key.
 from __future__ import annotations
 
 import copy
-import json
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from harness.errors import ConfigError, InfrastructureError
 from harness.targets import (
@@ -464,20 +465,6 @@ def board_spec(device: DeviceSpec, port: str) -> BoardSpec:
     return spec
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
 def write_target(spec: BoardSpec, directory: Path) -> Path:
     """Write ``spec`` as targets/<name>.toml (for pytest --targets DIR --board NAME)."""
     board = {"name": spec.name, "description": spec.description, "arch": spec.arch, "default": spec.default}
@@ -488,10 +475,7 @@ def write_target(spec: BoardSpec, directory: Path) -> Path:
         "console": {f.name: getattr(spec.console, f.name) for f in fields(ConsoleSpec)},
         "capabilities": {f.name: getattr(spec.capabilities, f.name) for f in fields(Capabilities)},
     }  # fmt: skip
-    text = "".join(
-        f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in table.items()) + "\n"
-        for name, table in tables.items()
-    )
+    text = tomli_w.dumps(tables)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{spec.name}.toml"
     path.write_text(text)

@@ -17,11 +17,12 @@ with the link wired; once the key exists it is used instead:
 
 from __future__ import annotations
 
-import json
 import tomllib
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from harness.targets import CanSpec, load_board, targets_dir
 
@@ -48,24 +49,8 @@ def can_target(name: str = "mps2_an385", source: Path | None = None, bitrate: in
     return data
 
 
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
 def dump_toml(data: dict[str, dict[str, Any]]) -> str:
-    return "".join(
-        f"[{table}]\n" + "".join(f"{k} = {_value(v)}\n" for k, v in body.items()) + "\n" for table, body in data.items()
-    )
+    return tomli_w.dumps(data)
 
 
 def write_can_targets(directory: Path, boards: tuple[str, ...] = UART_CAN_BOARDS, source: Path | None = None) -> Path:
