@@ -6,6 +6,7 @@ board that dies while in use is reported as BoardDied with the launcher's accoun
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -59,6 +60,15 @@ class BoardFacts:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def sweep_stale_workdirs() -> None:
+    """Remove board work dirs (hil-<board>-<pid>-<random>) whose process is gone: a harness killed
+    with -9 cannot remove its own, so the next one does."""
+    for path in Path(tempfile.gettempdir()).glob("hil-*-*-*"):
+        _prefix, pid, _rand = path.name.rsplit("-", 2)
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 class Board:
     def __init__(
         self,
@@ -72,7 +82,8 @@ class Board:
         self.name = spec.name
         self.firmware_py = firmware_py
         self.log = log
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"hil-{spec.name}-"))
+        sweep_stale_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"hil-{spec.name}-{os.getpid()}-"))
         self.log_dir = log_dir or self.workdir
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.console_log = self.log_dir / f"{spec.name}.console.log"

@@ -14,7 +14,7 @@ import zlib
 import can
 import pytest
 
-from harness.board import Board
+from harness.board import Board, sweep_stale_workdirs
 from harness.netns import namespaces_in_use
 from harness.targets import find_board
 from tests.conftest import REPO, qemu_pids
@@ -178,10 +178,10 @@ def test_per_test_capture_records_the_boards_traffic(no_leftovers, tmp_path):
 KILL_SCRIPT = """
 import os, sys, time
 sys.path.insert(0, {repo!r})
-from harness.board import Board
+from harness.board import Board, sweep_stale_workdirs
 from harness.targets import find_board
 b = Board(find_board('qemu_x86_tap'), log=lambda m: None).start()
-print(b.launcher.proc.pid, b.net.netns.inode, b.net.netns.anchor.pid, flush=True)
+print(b.launcher.proc.pid, b.net.netns.inode, b.workdir, flush=True)
 time.sleep(600)
 """
 
@@ -191,7 +191,7 @@ def test_killing_the_harness_leaves_no_qemu_tap_or_namespace(tmp_path):
                                stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         line = harness.stdout.readline()
-        qemu_pid, netns_inode, _anchor = line.split()
+        qemu_pid, netns_inode, workdir = line.split()
         assert int(qemu_pid) in qemu_pids(harness.pid) and netns_inode in namespaces_in_use()
         os.kill(harness.pid, signal.SIGKILL)
         harness.wait(10)
@@ -200,6 +200,10 @@ def test_killing_the_harness_leaves_no_qemu_tap_or_namespace(tmp_path):
             time.sleep(0.1)
         assert int(qemu_pid) not in qemu_pids(), "QEMU outlived the harness"
         assert netns_inode not in namespaces_in_use(), "the board's network namespace (and its tap) outlived us"
+        # A process killed -9 cannot remove its temp dir: the next harness sweeps it.
+        assert os.path.isdir(workdir)
+        sweep_stale_workdirs()
+        assert not os.path.exists(workdir)
     finally:
         if harness.poll() is None:
             os.killpg(harness.pid, signal.SIGKILL)
