@@ -165,13 +165,13 @@ def run(
 
 def _print_verdicts(tallies) -> None:
     table = Table(title="per-board verdict")
-    for col in ("board", "verdict", "passed", "failed", "errors", "skipped", "first problem"):
+    for col in ("board", "verdict", "passed", "failed", "errors", "xfail", "skipped", "first problem"):
         table.add_column(col)
     colors = {"PASS": "green", "FAIL": "red", "ERROR": "magenta", "SKIP": "yellow"}
     for name, t in sorted(tallies.items()):
         v = t.verdict
         table.add_row(
-            name, f"[{colors[v]}]{v}[/]", str(t.passed), str(t.failed), str(t.errors), str(t.skipped),
+            name, f"[{colors[v]}]{v}[/]", str(t.passed), str(t.failed), str(t.errors), str(t.xfailed), str(t.skipped),
             (t.reasons[0][:100] if t.reasons else ""),
         )  # fmt: skip
     out.print(table)

@@ -18,8 +18,8 @@ from harness.report import OUTCOMES, CaseResult, board_facts, cell_verdict, matr
 
 out = RichConsole()
 DEFAULT_JUNIT = Path("hil-out/junit.xml")
-_COLORS = {"passed": "green", "failed": "red", "error": "magenta", "skipped": "yellow"}
-_LABELS = {"passed": "pass", "failed": "fail", "error": "error", "skipped": "skip"}
+_COLORS = {"passed": "green", "failed": "red", "error": "magenta", "xfailed": "yellow", "skipped": "yellow"}
+_LABELS = {"passed": "pass", "failed": "fail", "error": "error", "xfailed": "xfail", "skipped": "skip"}
 
 
 class _ShowByDefault(TyperGroup):

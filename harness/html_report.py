@@ -40,7 +40,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .cell.error { background: #fbefff; } .cell.skipped { background: #fff8c5; }
 .cell.none { color: #8c959f; }
 .n-passed { color: var(--pass); } .n-failed { color: var(--fail); }
-.n-error { color: var(--error); } .n-skipped { color: var(--skip); }
+.n-error { color: var(--error); } .n-skipped, .n-xfailed { color: var(--skip); }
 .badge { display: inline-block; min-width: 58px; text-align: center; border-radius: 10px; padding: 0 8px;
          color: #fff; font-size: 12px; font-weight: 600; }
 .badge.passed { background: var(--pass); } .badge.failed { background: var(--fail); }
@@ -65,7 +65,7 @@ def _cell(cell: dict[str, int] | None) -> str:
         return '<td class="cell none">-</td>'
     parts = " ".join(
         f'<span class="n-{k}" title="{k}">{cell[k]} {label}</span>'
-        for k, label in zip(OUTCOMES, ("pass", "fail", "error", "skip"), strict=True)
+        for k, label in zip(OUTCOMES, ("pass", "fail", "error", "xfail", "skip"), strict=True)
         if cell.get(k)
     )
     return f'<td class="cell {cell_verdict(cell)}">{parts}</td>'
@@ -138,7 +138,7 @@ def render(cases: list[CaseResult], source: str = "", title: str = "hil report")
     retried = [c for c in cases if c.retried]
     totals = "".join(
         f'<span class="n-{k}">{counts[k]} {label}</span>'
-        for k, label in zip(OUTCOMES, ("passed", "failed", "errors", "skipped"), strict=True)
+        for k, label in zip(OUTCOMES, ("passed", "failed", "errors", "expected failures", "skipped"), strict=True)
     )
     by_board = []
     for board in sorted({c.board for c in cases}):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped
 
-from harness.report import matrix, read_cases, suite_of
+from harness.report import matrix, read_cases, suite_of, tally_by_board
 from tests.conftest import REPO, write_target
 
 HIL = str(Path(sys.executable).parent / "hil")
@@ -124,7 +124,7 @@ def test_report_prints_board_by_suite_matrix(job_reports, tmp_path):
     assert "ERROR" in rows["dead"] and "2 error" in rows["dead"]
     assert html.exists() and "<table id=\"matrix\"" in html.read_text()
     grid = matrix(read_cases(merged))
-    assert grid["native"]["demo"] == {"passed": 1, "failed": 1, "error": 0, "skipped": 1}
+    assert grid["native"]["demo"] == {"passed": 1, "failed": 1, "error": 0, "xfailed": 0, "skipped": 1}
 
 
 def test_junit_kinds_from_a_real_run(job_reports):
@@ -152,3 +152,21 @@ def test_junit_kinds_from_a_real_run(job_reports):
 )
 def test_suite_is_the_directory_under_suites_or_the_module(classname, suite):
     assert suite_of(classname) == suite
+
+
+def test_expected_failures_are_their_own_outcome(tmp_path):
+    xml = tmp_path / "j.xml"
+    xml.write_text(
+        '<testsuites><testsuite name="s">'
+        '<testcase classname="suites.tls.test_a" name="test_alpn[native]">'
+        '<properties><property name="board" value="native"/></properties>'
+        '<skipped type="pytest.xfail" message="native: no ALPN"/></testcase>'
+        '<testcase classname="suites.tls.test_a" name="test_can[native]">'
+        '<properties><property name="board" value="native"/></properties>'
+        '<skipped type="pytest.skip" message="lacks capability: can"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    outcomes = {c.name: c.outcome for c in read_cases(xml)}
+    assert outcomes == {"test_alpn[native]": "xfailed", "test_can[native]": "skipped"}
+    tally = tally_by_board(xml)["native"]
+    assert (tally.xfailed, tally.skipped, tally.verdict) == (1, 1, "SKIP")
