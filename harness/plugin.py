@@ -33,12 +33,9 @@ from harness.board import Board
 from harness.errors import ConfigError, HarnessError, InfrastructureError
 from harness.launchers import QemuLauncher
 from harness.pool import BoardPool, DeviceBusy, candidates
+from harness.report import FIRST_ERROR_PROPERTY, INFRA_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY
 from harness.targets import BoardSpec, load_all, targets_dir
 
-INFRA_PROPERTY = "hil_infrastructure_error"
-RETRIED_PROPERTY = "hil_retried"
-FIRST_ERROR_PROPERTY = "hil_first_error"
-QUARANTINE_PROPERTY = "hil_quarantined"
 CONSOLE_SECTION = "hil console"
 
 

@@ -109,18 +109,13 @@ class Rfc2217Transport(SerialTransport):
                 return self.read(size, 0)
             return self._read(size, timeout)
 
+    def _set_timeout(self, timeout: float | None) -> None:
+        # Not the ``timeout`` property: upstream pyserial renegotiates every port setting with the
+        # server on each assignment (labgrid's pyserial fork does not); the reader only needs this.
+        self.port._timeout = timeout
+
     def _read(self, size: int, timeout: float | None) -> bytes:
-        try:
-            # Not the ``timeout`` property: upstream pyserial renegotiates every port setting with the
-            # server on each assignment (labgrid's pyserial fork does not); the reader only needs this.
-            self.port._timeout = timeout
-            first = self.port.read(1)
-            if not first:
-                return b""
-            waiting = self.port.in_waiting
-            return first + (self.port.read(min(waiting, size - 1)) if waiting and size > 1 else b"")
-        except (serial.SerialException, OSError) as exc:
-            raise BoardDied(f"serial port {self.name} went away: {exc}") from None
+        return SerialTransport.read(self, size, timeout)
 
     def _flush_events(self) -> None:
         pending, self._pending = self._pending, []

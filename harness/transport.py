@@ -86,9 +86,12 @@ class SerialTransport(Transport):
                 raise InfrastructureError(f"serial port {url} is in use by another process; close it first") from None
             raise InfrastructureError(f"cannot open serial port {url}: {msg}") from None
 
+    def _set_timeout(self, timeout: float | None) -> None:
+        self.port.timeout = timeout
+
     def read(self, size: int, timeout: float | None) -> bytes:
         try:
-            self.port.timeout = timeout
+            self._set_timeout(timeout)
             first = self.port.read(1)
             if not first:
                 return b""
