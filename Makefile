@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qemu-system-arm qemu-system-x86 gcc-arm-none-eabi picolibc-arm-none-eabi dpkg-dev \
 	busybox-static kmod cpio xz-utils iproute2 binutils util-linux debian-archive-keyring \
 	python3.11-minimal libpython3.11-minimal make gcc \
-	chromium fonts-dejavu-core ser2net
+	chromium fonts-dejavu-core ser2net patch
 BOARDS ?= mps2_an385 microbit native qemu_x86
 OUT ?= hil-out
 
@@ -52,7 +52,7 @@ run: images
 
 # Packet-level socket cases need the real L2 link (tap in a namespace).
 tap: images
-	$(BIN)/hil run --out $(OUT)/tap --board qemu_x86_tap --suite suites/sockets -q
+	$(BIN)/hil run --out $(OUT)/tap --board qemu_x86_tap --board mps2_an385_tap --suite suites/sockets -q
 
 smoke: images
 	$(BIN)/hil run --out $(OUT)/smoke $(addprefix --board ,$(BOARDS)) --suite suites/smoke -q

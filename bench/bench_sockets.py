@@ -1,12 +1,14 @@
-"""Socket performance per board: TCP echo latency, bulk throughput both ways, connection setup
-rate. The baseline is the same host client against a CPython peer on the host's loopback, measured
-in the same run; ratios are board / baseline (no absolute thresholds: machines differ).
+"""Socket performance per board: TCP echo latency, bulk throughput both ways, UDP round trip,
+connection setup rate, and the idle CPU of the board's emulator at the REPL prompt. The baseline is
+the same host client against a CPython peer on the host's loopback, measured in the same run;
+ratios are board / baseline (no absolute thresholds: machines differ).
 
-    python bench/bench_sockets.py [--board qemu_x86 --board native ...] [--echoes N] [--mbytes M]"""
+    python bench/bench_sockets.py [--board mps2_an385 --board qemu_x86 ...] [--echoes N] [--mbytes M]"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import sys
@@ -23,7 +25,8 @@ from peerlib import Peer, pattern, recv_all, recv_exact  # noqa: E402
 from harness.board import Board  # noqa: E402
 from harness.targets import find_board  # noqa: E402
 
-DEFAULT_BOARDS = ["qemu_x86", "native"]
+DEFAULT_BOARDS = ["mps2_an385", "qemu_x86", "native"]
+IDLE_SECONDS = 10.0
 MSG = b"0123456789abcdef" * 2  # 32-byte echo message
 
 
@@ -54,6 +57,29 @@ def pull(conn: socket.socket, size: int) -> float:
     elapsed = time.perf_counter() - t
     assert len(got) == size, (len(got), size)
     return elapsed
+
+
+def udp_latency(sock: socket.socket, dest: tuple[str, int], count: int) -> list[float]:
+    sock.settimeout(5)
+    samples = []
+    for _ in range(count):
+        t = time.perf_counter()
+        sock.sendto(MSG, dest)
+        assert sock.recvfrom(2048)[0] == MSG
+        samples.append(time.perf_counter() - t)
+    return samples
+
+
+def idle_cpu_percent(pid: int, seconds: float = IDLE_SECONDS) -> float:
+    """CPU used by process pid over `seconds` of wall time, in % of one core (from /proc)."""
+
+    def ticks() -> int:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    t0, c0 = time.monotonic(), ticks()
+    time.sleep(seconds)
+    return (ticks() - c0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0) * 100
 
 
 def setup_rate(connect, count: int) -> float:
@@ -115,6 +141,12 @@ def baseline(echoes: int, size: int, conns: int) -> dict[str, float]:
             out["out_MBps"] = size / pull(c, size) / 1e6
     port, th = serve_in_thread(accept_many)
     out["conn_per_s"] = setup_rate(lambda: socket.create_connection(("127.0.0.1", port), timeout=10), conns)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as srv, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        srv.bind(("127.0.0.1", 0))
+        th = threading.Thread(target=lambda: [srv.sendto(*srv.recvfrom(2048)) for _ in range(echoes)], daemon=True)
+        th.start()
+        out["udp_us"] = statistics.median(udp_latency(c, srv.getsockname(), echoes)) * 1e6
+    out["idle_cpu"] = float("nan")
     return out
 
 
@@ -131,6 +163,8 @@ def bench_board(name: str, echoes: int, size: int, conns: int) -> dict[str, floa
     port = peer.port()
     out = {}
     try:
+        proc = getattr(board.launcher, "proc", None)  # the emulator (or the unix-port process)
+        out["idle_cpu"] = idle_cpu_percent(proc.pid) if proc else float("nan")
         role = peer.start(f"tcp_server({port}, 1, 512)", module="hil_echo")
         role.wait("READY")
         conn = peer.connect(port, timeout=30)
@@ -154,6 +188,13 @@ def bench_board(name: str, echoes: int, size: int, conns: int) -> dict[str, floa
         role = peer.start(f"accept_many({port}, {conns})", ready=True)
         out["conn_per_s"] = setup_rate(lambda: peer.net.connect(port, timeout=10), conns)
         role.result(60)
+
+        uport = peer.udp_port()
+        role = peer.start(f"udp_server({uport}, {echoes})", module="hil_echo")
+        role.wait("READY")
+        with peer.udp() as sock:
+            out["udp_us"] = statistics.median(udp_latency(sock, peer.address(uport, "udp"), echoes)) * 1e6
+        role.running.finish(30)
     finally:
         peer.close()
         board.stop()
@@ -170,7 +211,7 @@ def main() -> None:
     size = args.mbytes << 20
     base = baseline(args.echoes, size, args.conns)
     cols = [("echo_us", "echo p50 us"), ("in_MBps", "host->board MB/s"), ("out_MBps", "board->host MB/s"),
-            ("conn_per_s", "connects/s")]  # fmt: skip
+            ("conn_per_s", "connects/s"), ("udp_us", "UDP rtt p50 us")]  # fmt: skip
     print(f"{'board':<22}" + "".join(f"{title:>24}" for _, title in cols))
     print(f"{'CPython host loopback':<22}" + "".join(f"{base[k]:>24.1f}" for k, _ in cols), flush=True)
     for name in args.board or DEFAULT_BOARDS:
@@ -178,10 +219,12 @@ def main() -> None:
         # ratio: how many times worse than the baseline (latency: board/base; rates: base/board)
         cells = []
         for k, _ in cols:
-            ratio = r[k] / base[k] if k == "echo_us" else base[k] / r[k]
+            ratio = r[k] / base[k] if k.endswith("_us") else base[k] / r[k]
             cells.append(f"{r[k]:>13.1f} ({ratio:>6.1f}x)")
-        print(f"{name:<22}" + "".join(f"{c:>24}" for c in cells), flush=True)
-    print("(x: times slower than the CPython loopback baseline measured in this run)")
+        print(f"{name:<22}" + "".join(f"{c:>24}" for c in cells) + f"   idle CPU {r['idle_cpu']:.1f} % of a core",
+              flush=True)  # fmt: skip
+    print("(x: times slower than the CPython loopback baseline measured in this run;")
+    print(f" idle CPU: the emulator process over {IDLE_SECONDS:g} s at the REPL prompt)")
 
 
 if __name__ == "__main__":

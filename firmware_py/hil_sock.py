@@ -423,6 +423,9 @@ def fd_limit(host, port, conns):
     for s in socks + live:
         s.close()
     socks = None
+    # let the stack finish the closes (the peers' FINs): an embedded stack frees a connection's
+    # resources only when it runs, and the test is about leaks, not about how fast that happens
+    time.sleep(1)
     again, err2 = fill()
     n2 = len(again)
     for s in again:
@@ -514,16 +517,27 @@ def closed_socket_ops():
 
 
 # --- UDP roles ----------------------------------------------------------------------------------
-def udp_receive(port, count, bufsize=2048, echo=False):
-    """Receive `count` datagrams: (length, crc32, sender) each; optionally echo each to its sender."""
+def udp_receive(port, count, bufsize=2048, echo=False, paced=False, hold=False, timeout=10):
+    """Receive `count` datagrams: (length, crc32, sender) each; optionally echo each to its sender.
+    paced: print GOT; after each, so the host sends the next only then (queue depth out of play).
+    hold: read nothing until the host says SENT (all datagrams wait in the socket's queue).
+    A datagram that never comes ends the list early: the host sees which were lost."""
     s = udp(port)
+    s.settimeout(timeout)
     ready()
+    if hold:
+        wait_host("SENT")
     got = []
     for _ in range(count):
-        d, a = s.recvfrom(bufsize)
+        try:
+            d, a = s.recvfrom(bufsize)
+        except OSError:
+            break
         got.append((len(d), crc32(d), decode(a)))
         if echo:
             s.sendto(d, a)
+        if paced:
+            print("GOT;")
     s.close()
     result(got)
 
@@ -531,8 +545,10 @@ def udp_receive(port, count, bufsize=2048, echo=False):
 def udp_truncate(port):
     """A short read of a long datagram returns its head and discards the rest."""
     s = udp(port)
+    s.settimeout(10)
     ready()
     first = s.recv(16)
+    print("GOT;")  # the host sends the second datagram only now: queue depth is another test's
     second = s.recv(100)
     s.close()
     result((first, second))
@@ -554,8 +570,12 @@ def udp_connected(port, host, hport, expect):
     nothing else is queued."""
     s = udp(port)
     s.connect(addr(host, hport))
+    s.settimeout(10)
     ready()
-    got = [s.recv(100) for _ in range(expect)]
+    got = []
+    for _ in range(expect):
+        got.append(s.recv(100))
+        print("GOT;")
     s.setblocking(False)
     rest = attempt(lambda: s.recv(100))
     s.close()

@@ -3,7 +3,7 @@
 # files into PKI_DIR (store()), then starts server() or client() with credential names.
 #
 # Results are printed as Python literals the host parses:
-#   server: "READY <port>", then per connection "CONN {...}", then "DONE"
+#   server: "READY <port>", then per connection "ACCEPTED <i>" and "CONN {...}", then "DONE"
 #   client: "RESULT {...}"
 # Result dicts: "cipher" (suite name, protocol version) once the handshake is done, "error"
 # (type name, code, message) and "stage" ("handshake" or "data") when something failed, "n" and
@@ -30,25 +30,38 @@ CERT_REQUIRED = tls.CERT_REQUIRED
 
 
 # --- the PKI on the board's file system ----------------------------------------------------------
+# Boards without a writable file system (mps2_an385: MicroPython 1.25 ports/qemu mounts nothing, so
+# open(..., "wb") raises OSError) keep the files in RAM instead: they last until the next soft reset,
+# when has() says they are gone and the host delivers them again.
+_ram = {}
+
+
 def _mkdir(path):
     import os
 
     try:
         os.mkdir(path)
     except OSError:
-        pass  # exists
+        pass  # exists, or no writable file system (then open() fails too)
 
 
 def store(name, b64):
     """Write one PKI file (base64 from the host); returns its length."""
-    _mkdir(PKI_DIR)
     data = binascii.a2b_base64(b64)
-    with open(PKI_DIR + "/" + name, "wb") as f:
-        f.write(data)
+    _mkdir(PKI_DIR)
+    try:
+        with open(PKI_DIR + "/" + name, "wb") as f:
+            f.write(data)
+    except OSError:
+        _ram[name] = data
+    else:
+        _ram.pop(name, None)
     return len(data)
 
 
 def read(name):
+    if name in _ram:
+        return _ram[name]
     with open(PKI_DIR + "/" + name, "rb") as f:
         return f.read()
 
@@ -66,7 +79,8 @@ def digest(data):
 
 
 def error(exc):
-    """(type name, code, message) of an exception: mbedTLS errors are OSError(code, text),
+    """(type name, code, message) of an exception: mbedTLS errors are OSError(code, text) with a
+    code below -255, socket errors OSError(errno) with the errno by name (see _errno_name),
     certificate verification failures ValueError(reasons, one per line)."""
     args = exc.args
     code = args[0] if args and isinstance(args[0], int) else None
@@ -76,7 +90,28 @@ def error(exc):
         msg = args[0]
     else:
         msg = ""
+    if code is not None and -256 < code < 256 and isinstance(exc, OSError) and not _ssl_error(exc):
+        code = _errno_name(code)
     return (type(exc).__name__, code, str(msg))
+
+
+def _ssl_error(exc):
+    # CPython's ssl.SSLError is an OSError whose code is OpenSSL's, not an errno
+    return not MICROPYTHON and isinstance(exc, tls.SSLError)
+
+
+def _errno_name(code):
+    """A socket errno by name from the board's own errno module: the numbers differ between C
+    libraries (ETIMEDOUT is 110 on Linux, 116 with picolibc/newlib). The number stays where the
+    module has no name for it (MicroPython's errno list is short: no EPIPE). A negative code is an errno
+    too: modtls_mbedtls passes socket errors through mbedTLS as -errno, and MicroPython 1.25 (the
+    mps2_an385 build) raises them like that from an established TLS connection's read/write; its
+    mbedtls_raise_error, and read/write since micropython#18289 (MP_STREAM_RAISE_ERROR, Oct 2025),
+    turn -1..-255 back into the errno."""
+    import errno
+
+    n = -code if code < 0 else code
+    return getattr(errno, "errorcode", {}).get(n, n)
 
 
 def cipher(sock):
@@ -205,6 +240,7 @@ def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, 
     try:
         for i in range(conns):
             c = ls.accept()[0]
+            print("ACCEPTED", i)
             c.settimeout(timeout)
             if nodelay:
                 _nodelay(c)

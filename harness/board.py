@@ -20,10 +20,18 @@ import pexpect
 from harness.boardnet import BoardNet
 from harness.canlink import SlcanLink
 from harness.console import Console
-from harness.errors import BoardDied, BootError, ConsoleTimeout, InfrastructureError
+from harness.errors import BoardDied, BootError, ConfigError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
 from harness.launchers import Launcher, QemuLauncher, make_launcher
-from harness.repl import FRIENDLY_PROMPT, RAW_PROMPT, ExecTimeout, RawRepl, RunningCode, Unresponsive
+from harness.repl import (
+    FRIENDLY_PROMPT,
+    RAW_PROMPT,
+    BoardException,
+    ExecTimeout,
+    RawRepl,
+    RunningCode,
+    Unresponsive,
+)
 from harness.targets import BoardSpec
 
 FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
@@ -99,7 +107,10 @@ class Board:
         if self.image is None:
             started = time.monotonic()
             ctx = BuildContext(firmware_py=self.firmware_py, log=lambda m: self.log(f"[{self.name}] {m}"))
-            self.image = build_image(self.spec.image.builder, ctx, self.spec.image.options)
+            try:
+                self.image = build_image(self.spec.image.builder, ctx, self.spec.image.options)
+            except ConfigError as exc:  # a builder's complaint about [image]: say which file
+                raise ConfigError(f"{self.spec.path}: {exc}") from None
             if not self.image.cached and self.spec.image.builder != "none":
                 self.log(f"[{self.name}] image {self.image.digest} built in {time.monotonic() - started:.1f} s")
             self.facts.image_digest = self.image.digest
@@ -130,6 +141,8 @@ class Board:
                 # one starts from the RTC's whole second): TLS validity checks need the real time
                 self.exec(f"import os\nos.system('date -s @{int(time.time())} >/dev/null')")
             self._collect_facts()
+            if self.launcher.net and self.spec.network.configure == "repl":
+                self._configure_network(self.launcher.net)
         except BaseException:
             self.stop()
             raise
@@ -179,6 +192,23 @@ class Board:
         found = _BANNER.findall(banner.decode("utf-8", "replace"))
         self.facts.banner = found[-1].strip() if found else ""
         self.repl.enter_raw()
+
+    def _configure_network(self, net: BoardNet) -> None:
+        """A firmware with its own IP stack brings its interface up itself (hil_net.up): DHCP from
+        QEMU's user-mode stack, or the tap segment's static address."""
+        static = net.static_address()
+        args = f"{static[0]!r}, {static[1]!r}" if static else ""
+        try:
+            out = self.exec(f"import hil_net\nhil_net.up({args})", timeout=self.spec.console.boot_timeout)
+        except (OSError, BoardException) as exc:  # the board's exception (no network module, ...), on the host
+            reason = exc.message if isinstance(exc, BoardException) else str(exc)  # without its traceback
+            raise BootError(f"{self.name}: network did not come up: {reason}; {self._tail()}") from None
+        except ExecTimeout:  # hil_net.up gives up on its own well before: the firmware is wedged
+            raise BootError(
+                f"{self.name}: network did not come up: hil_net.up() still running after "
+                f"{self.spec.console.boot_timeout:g} s; {self._tail()}"
+            ) from None
+        self.facts.extra["network"] = out.strip()
 
     def _collect_facts(self) -> None:
         name, version, platform, heap = self.eval(_FACTS)

@@ -45,6 +45,7 @@ class BoardNet:
     bridge: str = ""
     tap: str = ""
     netdev_id: str = "n0"
+    mac: str = ""  # the board's MAC on its link ("" = QEMU's default)
 
     # --- what suites use -------------------------------------------------------------------
     def tcp_port(self, index: int = 0) -> int:
@@ -85,7 +86,7 @@ class BoardNet:
         return self.run(make)
 
     # --- what the launcher uses ------------------------------------------------------------
-    def qemu_args(self, device: str) -> list[str]:
+    def qemu_args(self, device: str, nic: str = "device") -> list[str]:
         if self.mode == "user":
             fwd = "".join(
                 f",hostfwd={proto}:127.0.0.1:{hp}-:{gp}" for (proto, gp), hp in sorted(self.forwards.items())
@@ -93,7 +94,15 @@ class BoardNet:
             netdev = f"user,id={self.netdev_id}{fwd}"
         else:
             netdev = f"tap,id={self.netdev_id},ifname={self.tap},script=no,downscript=no"
-        return ["-netdev", netdev, "-device", f"{device},netdev={self.netdev_id}"]
+        if nic == "board":  # the machine's own NIC (mps2-an385's LAN9118): legacy -net nic binds it
+            mac = f",macaddr={self.mac}" if self.mac else ""
+            return ["-netdev", netdev, "-net", f"nic,netdev={self.netdev_id},model={device}{mac}"]
+        mac = f",mac={self.mac}" if self.mac else ""
+        return ["-netdev", netdev, "-device", f"{device},netdev={self.netdev_id}{mac}"]
+
+    def static_address(self) -> tuple[str, str] | None:
+        """(address/prefix, gateway) a firmware sets itself on a tap link; None where DHCP serves."""
+        return (f"{self.guest_ip}/24", self.host_ip) if self.mode == "tap" else None
 
     def kernel_params(self) -> list[str]:
         if self.mode == "tap":
@@ -112,7 +121,7 @@ def user_net(spec: NetworkSpec) -> BoardNet:
     forwards = {("tcp", p): free_port() for p in spec.forward_tcp}
     forwards |= {("udp", p): free_port(socket.SOCK_DGRAM) for p in spec.forward_udp}
     return BoardNet(mode="user", guest_ip=USER_GUEST_IP, host_ip=USER_HOST_IP, guest_tcp=list(spec.forward_tcp),
-                    guest_udp=list(spec.forward_udp), forwards=forwards)
+                    guest_udp=list(spec.forward_udp), forwards=forwards, mac=spec.mac)
 
 
 _segments: dict[str, tuple[NetNamespace, int]] = {}
@@ -131,7 +140,15 @@ def tap_net(spec: NetworkSpec, instance: str) -> BoardNet:
     ports = spec.forward_tcp or list(range(7000, 7008))
     udp = spec.forward_udp or list(range(7100, 7108))
     return BoardNet(mode="tap", guest_ip=f"{spec.subnet}.{10 + count}", host_ip=f"{spec.subnet}.1",
-                    guest_tcp=ports, guest_udp=udp, netns=ns, bridge="br0", tap=tap)
+                    guest_tcp=ports, guest_udp=udp, netns=ns, bridge="br0", tap=tap, mac=_nth_mac(spec.mac, count))
+
+
+def _nth_mac(base: str, n: int) -> str:
+    """The n-th board on a segment: base MAC + n (boards on one bridge need distinct MACs)."""
+    if not base:
+        return ""
+    value = (int(base.replace(":", ""), 16) + n) & (1 << 48) - 1
+    return ":".join(f"{value:012x}"[i : i + 2] for i in range(0, 12, 2))
 
 
 def release(net: BoardNet) -> None:

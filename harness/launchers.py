@@ -92,11 +92,13 @@ class QemuLauncher(Launcher):
         self.restored = False
         self.console_port = 0
         self._captures = 0
+        self._capture_qemu: dict[str, subprocess.Popen | None] = {}
 
     # --- command line -----------------------------------------------------------------------
     def _kernel_params(self) -> list[str]:
         can = self.can.kernel_params() if self.can and self.spec.can.kernel_params else []
-        return (self.net.kernel_params() if self.net else []) + can
+        kernel_net = self.net and self.spec.network.configure == "kernel"
+        return (self.net.kernel_params() if kernel_net else []) + can
 
     def _args(self) -> list[str]:
         values = {k: str(v) for k, v in self.image.files.items()} | {"workdir": str(self.workdir)}
@@ -117,7 +119,7 @@ class QemuLauncher(Launcher):
         if self.can:
             cmd += self.can.qemu_args()  # after the console: the guest's ttyS1
         if self.net:
-            cmd += self.net.qemu_args(self.spec.network.device)
+            cmd += self.net.qemu_args(self.spec.network.device, self.spec.network.nic)
         cmd += ["-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off"]
         if incoming:
             cmd += ["-incoming", "defer"]
@@ -219,12 +221,14 @@ class QemuLauncher(Launcher):
         assert self.qmp and self.net
         self._captures += 1
         ident = f"hilcap{self._captures}"
+        self._capture_qemu[ident] = self.proc  # a restart mid-test ends the capture with that QEMU
         self.qmp.cmd("object-add", **{"qom-type": "filter-dump", "id": ident, "netdev": self.net.netdev_id,
                                       "file": str(path)})
         return ident
 
     def stop_capture(self, ident: str) -> None:
-        if self.qmp and self.alive():
+        started_on = self._capture_qemu.pop(ident, None)
+        if self.qmp and self.alive() and started_on is self.proc:
             self.qmp.cmd("object-del", id=ident)
 
     # --- pty plumbing -----------------------------------------------------------------------

@@ -32,7 +32,7 @@ class Qmp:
                 time.sleep(0.005)
         self.conn.settimeout(timeout)
 
-    def cmd(self, name: str, **args) -> dict:
+    def cmd(self, name: str, /, **args) -> dict:
         try:
             reply = self.conn.cmd_raw(name, args or None)
         except (QMPError, OSError) as exc:  # QEMU went away mid-command (e.g. a bad migration stream)

@@ -62,6 +62,13 @@ class NetworkSpec:
 
     mode: str = "none"  # none | user | tap
     device: str = "virtio-net-pci"
+    # device: a NIC QEMU adds (-device DEVICE); board: the machine's own NIC (-net nic,model=DEVICE),
+    # e.g. the LAN9118 soldered onto mps2-an385
+    nic: str = "device"
+    mac: str = ""  # the NIC's MAC (boards on one tap segment get consecutive ones); "" = QEMU's
+    # how the board learns its address: kernel (hil.ip= on a Linux command line), or repl (the
+    # harness calls hil_net.up() once the firmware's REPL answers: DHCP on user, static on tap)
+    configure: str = "kernel"
     forward_tcp: list[int] = field(default_factory=list)  # guest ports reachable from the host (user mode)
     forward_udp: list[int] = field(default_factory=list)
     subnet: str = "192.168.77"  # tap mode: /24 inside the harness's namespace; .1 is the host side
@@ -246,12 +253,20 @@ def _check_values(spec: BoardSpec) -> None:
         raise ConfigError(f"{p}: key 'console.chardev' is {spec.console.chardev!r}; use \"pty\" or \"socket\"")
     if spec.network.mode not in ("none", "user", "tap"):
         raise ConfigError(f"{p}: key 'network.mode' is {spec.network.mode!r}; use none, user or tap")
+    net = spec.network
+    if net.nic not in ("device", "board"):
+        raise ConfigError(f"{p}: key 'network.nic' is {net.nic!r}; use \"device\" or \"board\"")
+    if net.configure not in ("kernel", "repl"):
+        raise ConfigError(f"{p}: key 'network.configure' is {net.configure!r}; use \"kernel\" or \"repl\"")
+    if net.mac and not _is_mac(net.mac):
+        raise ConfigError(f"{p}: key 'network.mac' is {net.mac!r}; write six hex bytes, e.g. \"52:54:00:12:34:56\"")
     if spec.can.link not in ("none", "slcan_serial"):
         raise ConfigError(f"{p}: key 'can.link' is {spec.can.link!r}; use none or slcan_serial")
     uses_qemu_features = spec.network.mode != "none" or spec.can.link != "none" or spec.snapshot.enabled
     if uses_qemu_features and launch.kind != "qemu":
         raise ConfigError(f"{p}: [network], [can] and [snapshot] need launch.kind = \"qemu\"")
-    needs_cmdline = spec.network.mode != "none" or (spec.can.link != "none" and spec.can.kernel_params)
+    kernel_net = net.mode != "none" and net.configure == "kernel"
+    needs_cmdline = kernel_net or (spec.can.link != "none" and spec.can.kernel_params)
     if needs_cmdline and "-append" not in launch.args:
         raise ConfigError(
             f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args"
@@ -266,6 +281,11 @@ def _check_values(spec: BoardSpec) -> None:
             raise ConfigError(f"{p}: key 'console.{key}' must be > 0 seconds")
     if spec.console.write_chunk < 0 or spec.console.write_gap_ms < 0:
         raise ConfigError(f"{p}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
+
+
+def _is_mac(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) == 6 and all(len(x) == 2 and all(c in "0123456789abcdefABCDEF" for c in x) for x in parts)
 
 
 def targets_dir() -> Path:

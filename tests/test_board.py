@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from harness.board import Board
+from harness.boardnet import BoardNet
 from harness.errors import BoardDied, BootError, InfrastructureError
+from harness.repl import parse_board_exception
 from harness.targets import find_board, load_board
 from tests.conftest import REPO, write_target
 
@@ -104,3 +106,39 @@ def test_unknown_placeholder_in_launch_args(tmp_path):
                                    'args = ["-kernel", "{firmware}"]\n'))
     with pytest.raises(InfrastructureError, match=r"placeholder \{firmware\} in launch arguments is unknown"):
         Board(spec, log_dir=tmp_path).start()
+
+
+# --- boards with their own IP stack (mps2_an385: lwIP on the LAN9118, brought up over the REPL) ---
+
+def test_no_dhcp_lease_is_a_boot_error(no_leftovers, tmp_path, monkeypatch):
+    """A real fault: on a tap segment nobody serves DHCP, so a board told to use DHCP there (not
+    the segment's static address) gets no lease; its firmware's OSError becomes a BootError."""
+    monkeypatch.setattr(BoardNet, "static_address", lambda self: None)
+    board = Board(find_board("mps2_an385_tap", REPO / "targets"), log_dir=tmp_path, log=lambda m: None)
+    with pytest.raises(BootError) as info:
+        board.start()
+    message = str(info.value)
+    assert message.startswith("mps2_an385_tap: network did not come up: OSError: no DHCP lease after 10000 ms")
+    assert "console tail:" in message and "\n" not in message  # one line: the board's traceback is in the tail
+
+
+def test_board_error_while_configuring_network_is_one_line(tmp_path, monkeypatch):
+    """Whatever the board raises in hil_net.up (a firmware without the network module, ...) is a
+    BootError naming the board and the board's error, without the multi-line traceback."""
+    board = Board(find_board("mps2_an385", REPO / "targets"), log_dir=tmp_path, log=lambda m: None)
+    net = BoardNet(mode="tap", guest_ip="192.168.77.10", host_ip="192.168.77.1")
+    sent: list[str] = []
+    try:
+        for error in ("OSError: link down: no carrier on the LAN after 10000 ms",
+                      "ImportError: no module named 'network'"):
+            def fail(code, timeout=None, error=error):
+                sent.append(code)
+                raise parse_board_exception(f"Traceback (most recent call last):\n  File \"<stdin>\"\n{error}\n")
+
+            monkeypatch.setattr(board, "exec", fail)
+            with pytest.raises(BootError) as info:
+                board._configure_network(net)
+            assert str(info.value) == f"mps2_an385: network did not come up: {error}; console was silent"
+    finally:
+        board.stop()  # never started: removes its work dir
+    assert sent[0] == "import hil_net\nhil_net.up('192.168.77.10/24', '192.168.77.1')"  # tap: the static address

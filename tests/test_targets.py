@@ -45,6 +45,14 @@ def test_image_options_pass_through(tmp_path):
         (QEMU + '[image]\nbuilder = "yocto"\n', "'image.builder' is 'yocto'"),
         (QEMU + "[console]\nwrite_chunk = 1.5\n", "'console.write_chunk' must be int"),
         (QEMU + "[launch.args]\n", "'launch.args' must be list[str]"),
+        (QEMU + '[network]\nnic = "pci"\n', "key 'network.nic' is 'pci'; use \"device\" or \"board\""),
+        (QEMU + '[network]\nconfigure = "dhcp"\n', "key 'network.configure' is 'dhcp'; use \"kernel\" or \"repl\""),
+        (QEMU + '[network]\nmac = "52:54:00:12:34"\n', "key 'network.mac' is '52:54:00:12:34'; write six hex"),
+        (QEMU + '[network]\nmac = "52:54:00:12:34:zz"\n', "key 'network.mac' is '52:54:00:12:34:zz'"),
+        (QEMU + '[network]\nmac = "525400123456"\n', "key 'network.mac' is '525400123456'"),
+        (QEMU + '[network]\nmac = "52:54:00:12:34:5"\n', "key 'network.mac' is '52:54:00:12:34:5'"),
+        (QEMU + "[network]\nmac = 5\n", "key 'network.mac' must be str"),
+        (QEMU + '[network]\nmode = "user"\n', "add \"-append\" to launch.args"),  # configure = "kernel"
     ],
 )
 def test_bad_values_name_file_and_key(tmp_path, body, expected):
@@ -54,6 +62,25 @@ def test_bad_values_name_file_and_key(tmp_path, body, expected):
     message = str(info.value)
     assert str(path) in message and expected in message
     assert "\n" not in message
+
+
+def test_network_of_a_board_with_its_own_stack(tmp_path):
+    """configure = "repl": the firmware brings its NIC up itself, so no kernel command line is needed."""
+    spec = load_board(write_target(tmp_path, "b", QEMU + '[network]\nmode = "user"\ndevice = "lan9118"\n'
+                                   'nic = "board"\nconfigure = "repl"\nmac = "52:54:00:A3:85:1f"\n'))
+    net = spec.network
+    assert (net.mode, net.device, net.nic, net.configure, net.mac) == ("user", "lan9118", "board", "repl",
+                                                                       "52:54:00:A3:85:1f")
+    defaults = load_board(write_target(tmp_path, "c", QEMU)).network
+    assert (defaults.nic, defaults.configure, defaults.mac) == ("device", "kernel", "")
+
+
+def test_shipped_mps2_targets_are_network_boards():
+    for name, mode in (("mps2_an385", "user"), ("mps2_an385_tap", "tap")):
+        spec = find_board(name, REPO / "targets")
+        assert (spec.network.mode, spec.network.nic, spec.network.configure) == (mode, "board", "repl")
+        assert spec.capabilities.has("net") and spec.capabilities.has("tls")
+        assert spec.image.options["heap_kb"] == spec.capabilities.heap_kb
 
 
 def test_name_must_match_file(tmp_path):

@@ -2,10 +2,17 @@
 
 The source is Debian's ``micropython`` source package (pinned version, fetched from trixie with an
 isolated apt configuration whose signed index verifies it), built with Debian's gcc-arm-none-eabi and
-picolibc. The on-board modules in firmware_py are frozen into the ELF. Three cache layers keep
-rebuilds cheap: the extracted source (per version), mpy-cross (per version) and the firmware ELF
-(per version + frozen files + manifest + builder version). The cached source tree is never written
-to: every build puts its output in its own BUILD directory."""
+picolibc. The on-board modules in firmware_py are frozen into the ELF.
+
+With ``lwip_version`` and ``mbedtls_version`` set, the firmware is a network board: Debian's
+``lwip`` and ``mbedtls`` source packages fill the tarball's empty lib/lwip and lib/mbedtls, Debian's
+patch that links the system mbedTLS is reversed (a firmware has no system library), and the C in
+firmware_c/mps2 (LAN9118 driver, network.LAN, SysTick, WFI idle, host clock and entropy) is
+applied as the board MPS2_AN385_HIL. See firmware_c/mps2/README.md.
+
+Cache layers keep rebuilds cheap: each extracted source (per package and version), the assembled
+network tree (per versions + firmware_c), mpy-cross (per version) and the firmware ELF. Cached
+trees are never written to: every build puts its output in its own BUILD directory."""
 
 from __future__ import annotations
 
@@ -26,11 +33,16 @@ from harness.cache import cache_root, cached_build
 from harness.errors import BuildError, ConfigError, HarnessError
 from harness.images import BuildContext, Image
 
-BUILDER_VERSION = "mps2-1"
+BUILDER_VERSION = "mps2-2"
 DEFAULT_SOURCE_VERSION = "1.25.0+ds-1"
 SOURCE_PACKAGE = "micropython"
 SOURCE_SUITE = "trixie"
 BOARD = "MPS2_AN385"
+NET_BOARD = "MPS2_AN385_HIL"  # firmware_c/mps2, copied into ports/qemu/boards
+FIRMWARE_C = Path(__file__).resolve().parents[2] / "firmware_c" / "mps2"
+# Debian's patch that makes extmod link the system's libmbedtls; reversed for a firmware build
+DEBIAN_SYSTEM_MBEDTLS_PATCH = "debian/patches/0006-extmod-Use-system-mbedtls.patch"
+DEFAULT_HEAP_KB = 140
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
@@ -43,6 +55,7 @@ BUILD_TOOLS = {
     "arm-none-eabi-gcc": "gcc-arm-none-eabi",
     "dpkg-parsechangelog": "dpkg-dev",  # Debian's patched py.mk makes the version header with it
 }
+NET_TOOLS = {"patch": "patch"}
 
 APT_TIMEOUT = 300
 EXTRACT_TIMEOUT = 120
@@ -235,8 +248,8 @@ class IsolatedApt:
         return cmd + list(args)
 
 
-def _fetch_source(version: str, options: dict, out: Path, log_file: Path) -> None:
-    """Download and extract micropython=<version> into out/micropython."""
+def _fetch_source(package: str, version: str, options: dict, out: Path, log_file: Path) -> None:
+    """Download and extract <package>=<version> into out/<package>."""
     _require_tools(FETCH_TOOLS)
     if not KEYRING.is_file():
         raise BuildError(f"{KEYRING} missing: install the Debian package debian-archive-keyring")
@@ -253,7 +266,7 @@ def _fetch_source(version: str, options: dict, out: Path, log_file: Path) -> Non
                 env=env,
             )
             _run(
-                apt.command("source", "--download-only", f"{SOURCE_PACKAGE}={version}"),
+                apt.command("source", "--download-only", f"{package}={version}"),
                 what="apt-get source",
                 timeout=APT_TIMEOUT,
                 log_file=log_file,
@@ -262,15 +275,15 @@ def _fetch_source(version: str, options: dict, out: Path, log_file: Path) -> Non
             )
         except BuildError as e:
             raise BuildError(
-                f"could not download Debian source {SOURCE_PACKAGE}={version} from {SOURCE_SUITE}: {e}"
+                f"could not download Debian source {package}={version} from {SOURCE_SUITE}: {e}"
             ) from None
         dscs = list((apt.root / "download").glob("*.dsc"))
         if len(dscs) != 1:
-            raise BuildError(f"apt-get source {SOURCE_PACKAGE}={version} gave no .dsc (log: {log_file})")
+            raise BuildError(f"apt-get source {package}={version} gave no .dsc (log: {log_file})")
         # dpkg-source checks the files against the .dsc's checksums, which apt checked against the
         # signed index; without debian-keyring it only warns that it cannot check the .dsc signature
         _run(
-            ["dpkg-source", "-x", str(dscs[0]), str(out / "micropython")],
+            ["dpkg-source", "-x", str(dscs[0]), str(out / package)],
             what="dpkg-source -x",
             timeout=EXTRACT_TIMEOUT,
             log_file=log_file,
@@ -278,16 +291,55 @@ def _fetch_source(version: str, options: dict, out: Path, log_file: Path) -> Non
         )
 
 
-def source_tree(ctx: BuildContext, version: str, options: dict) -> Path:
+def source_tree(ctx: BuildContext, version: str, options: dict, package: str = SOURCE_PACKAGE) -> Path:
     def build(out: Path) -> None:
         start = time.monotonic()
-        ctx.log(f"mps2: fetching Debian source {SOURCE_PACKAGE}={version} ...")
-        with _step_log("src-micropython", out) as log_file:
-            _fetch_source(version, options, out, log_file)
-        ctx.log(f"mps2: fetched and extracted {SOURCE_PACKAGE}={version} in {_elapsed(start)}")
+        ctx.log(f"mps2: fetching Debian source {package}={version} ...")
+        with _step_log(f"src-{package}", out) as log_file:
+            _fetch_source(package, version, options, out, log_file)
+        ctx.log(f"mps2: fetched and extracted {package}={version} in {_elapsed(start)}")
 
-    path, _, _ = cached_build("src-micropython", {"version": version}, build)
+    path, _, _ = cached_build(f"src-{package}", {"version": version}, build)
+    return path / package
+
+
+def net_source_tree(ctx: BuildContext, versions: dict[str, str], options: dict) -> Path:
+    """MicroPython with lwIP and mbedTLS in lib/ and the board folder from firmware_c/mps2."""
+    _require_tools(NET_TOOLS)
+    inputs: dict[str, str | bytes | Path] = {f"{k}_version": v for k, v in versions.items()}
+    inputs["firmware_c"] = FIRMWARE_C
+
+    def build(out: Path) -> None:
+        start = time.monotonic()
+        trees = {pkg: source_tree(ctx, version, options, pkg) for pkg, version in versions.items()}
+        ctx.log(f"mps2: assembling MicroPython with lwIP {versions['lwip']} and mbedTLS {versions['mbedtls']} ...")
+        with _step_log("src-mps2-net", out) as log_file:
+            tree = out / "micropython"
+            shutil.copytree(trees["micropython"], tree, symlinks=True)
+            for lib in ("lwip", "mbedtls"):
+                shutil.rmtree(tree / "lib" / lib, ignore_errors=True)
+                shutil.copytree(trees[lib], tree / "lib" / lib, symlinks=True)
+            _apply_patch(tree, tree / DEBIAN_SYSTEM_MBEDTLS_PATCH, log_file, reverse=True)
+            _apply_patch(tree, FIRMWARE_C / "qemu-port.patch", log_file)
+            shutil.copytree(FIRMWARE_C, tree / "ports" / "qemu" / "boards" / NET_BOARD,
+                            ignore=shutil.ignore_patterns("*.patch", "README.md"))
+        ctx.log(f"mps2: assembled the network source tree in {_elapsed(start)}")
+
+    path, _, _ = cached_build("src-mps2-net", inputs, build)
     return path / "micropython"
+
+
+def _apply_patch(tree: Path, patch: Path, log_file: Path, reverse: bool = False) -> None:
+    if not patch.is_file():
+        raise BuildError(f"patch {patch} is missing (is the source version the one pinned in the target file?)")
+    cmd = ["patch", "-p1", "--batch", "--forward" if not reverse else "-R", "-i", str(patch)]
+    try:
+        _run(cmd, what=f"applying {patch.name}", timeout=EXTRACT_TIMEOUT, log_file=log_file, cwd=tree)
+    except BuildError as e:
+        raise BuildError(
+            f"{patch.name} does not apply to this MicroPython source ({e}); the patch is written for "
+            f"micropython={DEFAULT_SOURCE_VERSION}: pin that source_version or update the patch"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,10 +437,12 @@ def _build_firmware(
     manifest: str,
     out: Path,
     log_file: Path,
+    board: str = BOARD,
+    heap_kb: int = DEFAULT_HEAP_KB,
 ) -> None:
     start = time.monotonic()
     names = ", ".join(f.name for f in files) or "none"
-    ctx.log(f"mps2: building firmware for {BOARD} (frozen: {names}) ...")
+    ctx.log(f"mps2: building firmware for {board} (frozen: {names}) ...")
     with tempfile.TemporaryDirectory(prefix="hil-mps2-") as tmp:
         work = Path(tmp)
         (work / "modules").mkdir()
@@ -405,12 +459,13 @@ def _build_firmware(
                 "-C",
                 str(src / "ports" / "qemu"),
                 "-j2",
-                f"BOARD={BOARD}",
+                f"BOARD={board}",
                 f"BUILD={work / 'build'}",
                 f"PYTHON={sys.executable}",
                 f"FROZEN_MANIFEST={manifest_arg}",
+                f"MICROPY_HEAP_SIZE={heap_kb * 1024}",
             ],
-            what=f"building {BOARD} firmware",
+            what=f"building {board} firmware",
             timeout=MAKE_TIMEOUT,
             log_file=log_file,
             env=_make_env(mpy_cross_bin),
@@ -421,33 +476,50 @@ def _build_firmware(
     ctx.log(f"mps2: built firmware in {_elapsed(start)}")
 
 
+def _net_versions(version: str, options: dict) -> dict[str, str] | None:
+    """Source versions of a network build, or None for the plain port."""
+    lwip, mbedtls = options.get("lwip_version"), options.get("mbedtls_version")
+    if not lwip and not mbedtls:
+        return None
+    if not (lwip and mbedtls):
+        raise ConfigError("keys 'image.lwip_version' and 'image.mbedtls_version' go together: set both or neither")
+    return {"micropython": version, "lwip": str(lwip), "mbedtls": str(mbedtls)}
+
+
 def build(ctx: BuildContext, options: dict) -> Image:
     version = str(options.get("source_version", DEFAULT_SOURCE_VERSION))
+    net = _net_versions(version, options)  # the target file's mistakes first, then the machine's
+    board = NET_BOARD if net else BOARD
+    heap_kb = options.get("heap_kb", DEFAULT_HEAP_KB)
+    if not isinstance(heap_kb, int) or isinstance(heap_kb, bool) or not 64 <= heap_kb <= 3072:
+        raise ConfigError(f"key 'image.heap_kb' must be a whole number of KiB from 64 to 3072, not {heap_kb!r}")
     _require_tools(BUILD_TOOLS)
     _require_picolibc()
     files = frozen_files(ctx.firmware_py, options.get("freeze", "all"))
     manifest = manifest_text(files)
     inputs: dict[str, str | bytes | Path] = {
         "source_version": version,
-        "board": BOARD,
+        "board": board,
         "manifest": manifest,
         "builder": BUILDER_VERSION,
+        "heap_kb": str(heap_kb),
     }
+    if net:
+        inputs |= {"lwip_version": net["lwip"], "mbedtls_version": net["mbedtls"], "firmware_c": FIRMWARE_C}
     inputs.update({f"frozen/{f.name}": f.read_bytes() for f in files})
 
     def build_elf(out: Path) -> None:
-        src = source_tree(ctx, version, options)
-        mpy_cross_bin = mpy_cross(ctx, src, version)
-        with _step_log(BOARD, out) as log_file:
-            _build_firmware(ctx, src, mpy_cross_bin, files, manifest, out, log_file)
+        plain = source_tree(ctx, version, options)
+        src = net_source_tree(ctx, net, options) if net else plain
+        mpy_cross_bin = mpy_cross(ctx, plain, version)
+        with _step_log(board, out) as log_file:
+            _build_firmware(ctx, src, mpy_cross_bin, files, manifest, out, log_file, board, heap_kb)
 
     path, digest, cached = cached_build("mps2_an385", inputs, build_elf)
-    return Image(
-        digest=digest,
-        files={"kernel": path / "firmware.elf"},
-        cached=cached,
-        info={"micropython_source": version},
-    )
+    info = {"micropython_source": version}
+    if net:
+        info |= {"lwip_source": net["lwip"], "mbedtls_source": net["mbedtls"]}
+    return Image(digest=digest, files={"kernel": path / "firmware.elf"}, cached=cached, info=info)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

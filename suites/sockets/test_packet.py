@@ -5,7 +5,6 @@ capture of each test, both directions, is kept as raw.pcap in the test's tmp_pat
 
 from __future__ import annotations
 
-import errno
 import itertools
 import time
 
@@ -119,7 +118,7 @@ def test_board_segments_respect_the_advertised_mss(peer, conn_to):
     assert dict(synack["TCP"].options)["MSS"] == 1460  # the board's own MSS for a 1500-byte MTU
 
 
-def test_rst_with_the_exact_sequence_number_resets(peer, conn_to, raw):
+def test_rst_with_the_exact_sequence_number_resets(peer, conn_to, raw, errno):
     from rawtcp import flags
 
     role, conn, _ = open_conn(peer, conn_to, "accept_recv({port})")

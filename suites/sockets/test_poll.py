@@ -3,7 +3,6 @@ Event masks are Linux's values (POLLIN 1, POLLOUT 4, POLLERR 8, POLLHUP 16, POLL
 
 from __future__ import annotations
 
-import errno
 import socket
 import struct
 
@@ -47,7 +46,7 @@ def test_pollin_only_on_the_sockets_with_data(peer):
         c.close()
 
 
-def test_pollout_clears_when_the_peer_stops_reading_and_returns(peer):
+def test_pollout_clears_when_the_peer_stops_reading_and_returns(peer, errno):
     listener = peer.listen(rcvbuf=4096)
     role = peer.start(f"poll_out({peer.host_ip!r}, {listener.getsockname()[1]})")
     conn, _ = listener.accept()
@@ -79,7 +78,7 @@ def test_peer_fin_gives_pollin_and_eof(peer):
     assert ev2 == [POLLIN]
 
 
-def test_peer_rst_gives_pollin_pollerr_pollhup_then_econnreset(peer):
+def test_peer_rst_gives_pollin_pollerr_pollhup_then_econnreset(peer, errno):
     role = peer.start(f"poll_peer_close({peer.port()}, 'reset')", ready=True)
     conn = peer.connect(peer.port())
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import errno
 import socket
 import struct
 import threading
@@ -93,7 +92,7 @@ def test_recv_with_small_buffer_returns_the_stream_in_order(peer):
     assert recvs >= -(-10000 // 7)  # never more than 7 bytes per recv(7)
 
 
-def test_nonblocking_send_is_partial_then_eagain_and_nothing_is_lost(peer):
+def test_nonblocking_send_is_partial_then_eagain_and_nothing_is_lost(peer, errno):
     listener = peer.listen(rcvbuf=4096)
     role = peer.start(f"partial_send({peer.host_ip!r}, {listener.getsockname()[1]}, 65536)")
     conn, _ = listener.accept()
@@ -137,7 +136,7 @@ def test_board_half_close_with_shutdown(dut, peer):
     assert role.result() == b"ack"
 
 
-def test_peer_reset_gives_econnreset_then_eof_and_epipe(peer):
+def test_peer_reset_gives_econnreset_then_eof_and_epipe(peer, errno):
     role = peer.start(f"reset_reader({peer.port()})", ready=True)
     conn = peer.connect(peer.port())
     conn.sendall(b"abc")
@@ -148,7 +147,7 @@ def test_peer_reset_gives_econnreset_then_eof_and_epipe(peer):
     assert outcome == [("err", errno.ECONNRESET), ("ok", b""), ("err", errno.EPIPE)]
 
 
-def test_connect_to_closed_port_is_refused(peer):
+def test_connect_to_closed_port_is_refused(peer, errno):
     port = peer.closed_port()
     kind, err, _elapsed = peer.start(f"connect_outcome({peer.host_ip!r}, {port})").result()
     assert (kind, err) == ("err", errno.ECONNREFUSED)
@@ -159,7 +158,7 @@ def test_host_connect_to_board_port_nobody_listens_on_is_refused(peer):
         peer.connect(peer.port(3), timeout=10)
 
 
-def test_connect_timeout_is_honoured(peer):
+def test_connect_timeout_is_honoured(peer, errno):
     """Connect to a host listener whose accept queue is full: the SYN is dropped, so the connect
     can only time out. ETIMEDOUT, and not before the timeout (measured on the board)."""
     listener = peer.listen(backlog=0)
@@ -171,7 +170,7 @@ def test_connect_timeout_is_honoured(peer):
     assert elapsed >= 1000
 
 
-def test_nonblocking_connect_is_in_progress_then_writable(peer):
+def test_nonblocking_connect_is_in_progress_then_writable(peer, errno):
     listener = peer.listen()
     role = peer.start(f"nb_connect({peer.host_ip!r}, {listener.getsockname()[1]}, b'hi')")
     conn, _ = listener.accept()
@@ -183,7 +182,7 @@ def test_nonblocking_connect_is_in_progress_then_writable(peer):
     assert recv_exact(conn, 4) == b"hihi"
 
 
-def test_nonblocking_connect_to_closed_port_reports_error(peer):
+def test_nonblocking_connect_to_closed_port_reports_error(peer, errno):
     port = peer.closed_port()
     first, events, sends, rec = peer.start(f"nb_connect({peer.host_ip!r}, {port}, b'x')").result()
     assert first == ("err", errno.EINPROGRESS)
@@ -193,7 +192,7 @@ def test_nonblocking_connect_to_closed_port_reports_error(peer):
     assert rec == ("ok", b"")
 
 
-def test_nonblocking_recv_raises_eagain_until_data_arrives(peer):
+def test_nonblocking_recv_raises_eagain_until_data_arrives(peer, errno):
     role = peer.start(f"nb_recv({peer.port()})", ready=True)
     conn = peer.connect(peer.port())
     role.signal("SEND")
@@ -205,7 +204,7 @@ def test_nonblocking_recv_raises_eagain_until_data_arrives(peer):
     assert data == b"data"
 
 
-def test_nonblocking_accept_raises_eagain_until_a_peer_connects(peer):
+def test_nonblocking_accept_raises_eagain_until_a_peer_connects(peer, errno):
     role = peer.start(f"nb_accept({peer.port()})", ready=True)
     conn = peer.connect(peer.port())
     conn.sendall(b"conn")
@@ -225,24 +224,24 @@ def _recv_timeout(peer, timeout: float, via: str):
 
 
 @pytest.mark.parametrize("via", ["recv", "read"])
-def test_recv_timeout_is_honoured_and_socket_stays_usable(peer, via):
+def test_recv_timeout_is_honoured_and_socket_stays_usable(peer, via, errno):
     (kind, err), elapsed, later = _recv_timeout(peer, 0.5, via)
     assert kind == "err" and err in (errno.ETIMEDOUT, errno.EAGAIN)  # the exact errno: next tests
     assert elapsed >= 500  # on the board's clock: never earlier than asked
     assert later == b"late"
 
 
-def test_recv_timeout_raises_etimedout(peer):
+def test_recv_timeout_raises_etimedout(peer, errno):
     out, _elapsed, _later = _recv_timeout(peer, 0.3, "recv")
     assert out == ("err", errno.ETIMEDOUT)
 
 
-def test_read_timeout_raises_etimedout(peer):
+def test_read_timeout_raises_etimedout(peer, errno):
     out, _elapsed, _later = _recv_timeout(peer, 0.3, "read")
     assert out == ("err", errno.ETIMEDOUT)
 
 
-def test_accept_timeout_raises_etimedout_not_early(peer):
+def test_accept_timeout_raises_etimedout_not_early(peer, errno):
     out, elapsed = peer.start(f"accept_timeout({peer.port()}, 0.5)").result()
     assert out == ("err", errno.ETIMEDOUT)
     assert elapsed >= 500
@@ -255,23 +254,32 @@ def test_msg_peek_does_not_consume(peer):
     assert role.result() == (b"hello", b"hello", b"hello world")
 
 
-def test_socket_limit_then_clean_recovery_without_leaks(peer):
-    """Open sockets until the board refuses (EMFILE), free 16, hold 16 concurrent connections in
-    their place, get refused again, close everything: the same number opens again (no leak) and
-    a fresh connection works."""
+def _socket_limit(peer):
     echo = peer.echo_server()
-    n1, err1, echoed, extra, n2, err2, final = peer.start(f"fd_limit({peer.host_ip!r}, {echo.port}, 16)").result(
-        timeout=120
-    )
-    assert err1 == errno.EMFILE and n1 > 16
+    outcome = peer.start(f"fd_limit({peer.host_ip!r}, {echo.port}, 16)").result(timeout=120)
+    return outcome, echo.accepted
+
+
+def test_socket_limit_then_clean_recovery_without_leaks(peer):
+    """Open sockets until the board refuses, free 16, hold 16 concurrent connections in their
+    place, get refused again (the same way), close everything: the same number opens again (no
+    leak) and a fresh connection works."""
+    (n1, err1, echoed, extra, n2, err2, final), accepted = _socket_limit(peer)
+    assert n1 > 16
     assert echoed == list(range(16))
-    assert extra == ("err", errno.EMFILE)
-    assert (n2, err2) == (n1, errno.EMFILE)
+    assert extra == ("err", err1)
+    assert n2 >= n1 and err2 == err1  # at least as many as before: nothing leaked (earlier tests'
+    # closing connections may still hold a slot at the first count on an embedded stack)
     assert final == b"Z"
-    assert echo.accepted == 17
+    assert accepted == 17
 
 
-def test_listen_backlog_limits_the_accept_queue(peer):
+def test_socket_limit_is_reported_as_emfile(peer, errno):
+    (_n1, err1, *_rest), _accepted = _socket_limit(peer)
+    assert err1 == errno.EMFILE
+
+
+def test_listen_backlog_limits_the_accept_queue(peer, errno):
     """listen(2) without accepting: Linux queues backlog + 1 = 3 connections and drops further
     SYNs. The board then accepts exactly those, in connection order."""
     role = peer.start(f"backlog({peer.port()}, 2)", ready=True)
@@ -293,7 +301,7 @@ def test_listen_backlog_limits_the_accept_queue(peer):
     assert end == errno.EAGAIN
 
 
-def test_operations_on_unconnected_and_closed_sockets(peer):
+def test_operations_on_unconnected_and_closed_sockets(peer, errno):
     unconnected, closed = peer.eval("closed_socket_ops()")
     assert unconnected == [("err", errno.ENOTCONN), ("err", errno.EPIPE)]
     assert closed == [("err", errno.EBADF), ("err", errno.EBADF)]
@@ -309,7 +317,7 @@ def test_tcp_nodelay_and_buffer_options_are_accepted(dut):
     assert out.split() == ["None"] * 4
 
 
-def test_so_error_reports_refused_nonblocking_connect(dut, peer):
+def test_so_error_reports_refused_nonblocking_connect(dut, peer, errno):
     port = peer.closed_port()
     out = dut.exec(
         "import socket, select, hil_sock\ns = socket.socket()\ns.setblocking(False)\n"

@@ -44,7 +44,11 @@ MBEDTLS_CODES = {
     "NO_CLIENT_CERTIFICATE": -0x7480,
     "FATAL_ALERT_MESSAGE": -0x7780,
 }
-EPIPE, ECONNRESET = ("OSError", 32, ""), ("OSError", 104, "")
+MBEDTLS_NAMES = {code: "MBEDTLS_ERR_SSL_" + name for name, code in MBEDTLS_CODES.items()}
+# socket errors as hil_tls.error reports them: by name from the board's errno module (the numbers
+# differ between C libraries), by number where that module has no name: MicroPython's errno list has
+# no EPIPE, which is 32 in Linux, newlib and picolibc alike (lwIP boards never raise it)
+EPIPE, ECONNRESET = ("OSError", 32, ""), ("OSError", "ECONNRESET", "")
 
 
 def mbedtls(name: str) -> tuple:
@@ -111,7 +115,21 @@ def _args(kwargs: dict) -> str:
 
 
 def _parse(prefix: str, output: str) -> list[dict]:
-    return [ast.literal_eval(line[len(prefix) + 1 :]) for line in output.splitlines() if line.startswith(prefix + " ")]
+    return [_named(ast.literal_eval(line[len(prefix) + 1 :]))
+            for line in output.splitlines() if line.startswith(prefix + " ")]
+
+
+def _named(result: dict) -> dict:
+    """Give an mbedTLS error the board raised without its text the name mbedtls_strerror gives
+    its code. MicroPython 1.25 (mps2_an385) raises an established connection's read/write errors
+    as a bare OSError(code): the text came with micropython#18289 (MP_STREAM_RAISE_ERROR). The code
+    identifies the error; the text is only its name."""
+    for key in ("error", "end"):
+        err = result.get(key)
+        bare = isinstance(err, tuple) and len(err) == 3 and err[0] == "OSError" and not err[2]
+        if bare and err[1] in MBEDTLS_NAMES:
+            result[key] = (err[0], err[1], MBEDTLS_NAMES[err[1]])
+    return result
 
 
 # --- the board's apps -----------------------------------------------------------------------------
@@ -139,6 +157,10 @@ class BoardServer:
 
     def connect(self, timeout: float = TIMEOUT) -> socket.socket:
         return self.dut.net.connect(self.port, timeout=timeout)
+
+    def wait_accepted(self, timeout: float = TIMEOUT) -> None:
+        """Until the board's accept() has returned the next connection (it prints ACCEPTED)."""
+        self.running.wait_for("ACCEPTED", timeout=timeout)
 
     def finish(self) -> list[dict]:
         self.output = self.running.finish(self.finish_timeout)

@@ -1,0 +1,45 @@
+// MicroPython configuration for the harness's mps2_an385 build: ports/qemu's own
+// mpconfigport.h, then what an lwIP + mbedTLS device needs on top. Selected with
+// MP_CONFIGFILE (see mpconfigboard.mk), so the port's header is used unchanged.
+#include <mpconfigport.h>
+
+#include "hil_board.h"
+
+// time: ticks from SysTick, wall clock from the host at boot (hil_board.c)
+#undef MICROPY_PY_TIME
+#define MICROPY_PY_TIME                     (1)
+#define MICROPY_PY_TIME_TIME_TIME_NS        (1)
+#define MICROPY_PY_TIME_GMTIME_LOCALTIME_MKTIME (1)
+#define MICROPY_PY_TIME_INCLUDEFILE         "hil_modtime.c"
+#define MICROPY_EPOCH_IS_1970               (1)
+
+// select.poll over lwIP sockets (and stdin)
+#undef MICROPY_PY_SELECT
+#define MICROPY_PY_SELECT                   (1)
+
+// os.urandom and random's seed come from the host's entropy (hil_board.c)
+#define MICROPY_PY_OS_INCLUDEFILE           "hil_modos.c"
+#define MICROPY_PY_OS_URANDOM               (1)
+#define MICROPY_PY_RANDOM_SEED_INIT_FUNC    (hil_random_u32())
+
+// network: lwIP sockets over the LAN9118 (lan9118.c)
+#define MICROPY_PY_NETWORK                  (1)
+#define MICROPY_PY_NETWORK_HOSTNAME_DEFAULT "mps2"
+#define MICROPY_PY_SOCKET                   (1)
+#define MICROPY_PY_LWIP_SOCK_RAW            (1)
+extern const struct _mp_obj_type_t network_lan_type;
+#define MICROPY_PORT_NETWORK_INTERFACES \
+    { MP_ROM_QSTR(MP_QSTR_LAN), MP_ROM_PTR(&network_lan_type) },
+
+// TLS, hashlib and cryptolib on mbedTLS, allocating from the GC heap
+#define MICROPY_TRACKED_ALLOC               (1)
+#define MICROPY_PY_HASHLIB_MD5              (1)
+#define MICROPY_PY_HASHLIB_SHA1             (1)
+#define MICROPY_PY_CRYPTOLIB                (1)
+
+// sleep instead of spinning: the REPL and every blocking wait end up here
+#define MICROPY_INTERNAL_EVENT_HOOK         hil_event_hook()
+#define MICROPY_INTERNAL_WFE(TIMEOUT_MS)    hil_wfe(TIMEOUT_MS)
+
+#define MICROPY_PORT_INIT_FUNC              hil_board_init()
+#define MICROPY_PORT_DEINIT_FUNC            hil_board_deinit()
