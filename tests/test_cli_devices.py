@@ -24,10 +24,11 @@ from tests.test_remote import no_stray_helpers  # noqa: F401 - fixture
 HIL = [sys.executable, "-m", "harness.cli"]
 # pyserial 3.5's RFC 2217 client uses Thread.setDaemon/setName
 pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
-MICROBIT = ('console = { write_chunk = 32, write_gap_ms = 2, raw_paste = false }\n'
+# the pacing of targets/microbit.toml: 32-byte chunks 2 ms apart lost bytes when three emulated
+# micro:bits shared the 2-core machine with other work (a large script arrived with gaps)
+MICROBIT = ('console = { write_chunk = 16, write_gap_ms = 4, raw_paste = false }\n'
             'capabilities = { fs = true, heap_kb = 10 }\nexpect_version = "1.9"\n')  # fmt: skip
-# behind ser2net the micro:bit's paced chunks can be merged by delays on the way: more margin
-REMOTE_MICROBIT = MICROBIT.replace("write_chunk = 32, write_gap_ms = 2", "write_chunk = 16, write_gap_ms = 4")
+REMOTE_MICROBIT = MICROBIT  # behind ser2net: the same margin
 
 
 def hil(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

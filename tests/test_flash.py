@@ -139,7 +139,7 @@ def microbit_lab(tmp_path: Path, port: str, files: list[str]):
         name = "mb"
         port = "{port}"
         files = {json.dumps(files)}
-        console = {{ write_chunk = 32, write_gap_ms = 2, raw_paste = false }}
+        console = {{ write_chunk = 16, write_gap_ms = 4, raw_paste = false }}
         capabilities = {{ fs = true, heap_kb = 10 }}
         expect_version = "1.9.2"
         """))
@@ -458,7 +458,7 @@ def test_tray_runs_esptool_on_the_resolved_port_then_checks_the_board(no_leftove
         firmware = "fw.bin"
         files = []
         esptool = {{ chip = "esp32s3", baud = 921600 }}
-        console = {{ write_chunk = 32, write_gap_ms = 2, raw_paste = false }}
+        console = {{ write_chunk = 16, write_gap_ms = 4, raw_paste = false }}
         """))
     lab = load_lab(path)
     result = flash_only(lab, lab.devices[0], tmp_path / "out", Reporter())

@@ -26,7 +26,7 @@ from harness.targets import load_board
 from tests.conftest import REPO
 from tests.conftest import write_target as write_board_file
 
-MICROBIT_CONSOLE = "console = { write_chunk = 32, write_gap_ms = 2, raw_paste = false }"
+MICROBIT_CONSOLE = "console = { write_chunk = 16, write_gap_ms = 4, raw_paste = false }"
 
 
 def usb_port(device: str, vid: int | None, pid: int | None, serial: str | None = None,
@@ -54,7 +54,7 @@ def test_example_lab_file_is_valid_and_complete():
     esp = by_name["esp32-1"]
     assert esp.match.location == "1-1.2" and esp.esptool["offset"] == "0x1000"
     assert (esp.can.interface, esp.can.bitrate) == ("slcan", 500000) and esp.capabilities["can"] is True
-    assert by_name["microbit-1"].console == {"write_chunk": 32, "write_gap_ms": 2, "raw_paste": False}
+    assert by_name["microbit-1"].console == {"write_chunk": 16, "write_gap_ms": 4, "raw_paste": False}
     assert by_name["remote-pico"].port == "rfc2217://127.0.0.1:4001"
     # labgrid:PLACE takes the lab's coordinator
     assert by_name["team-pico"].port == "labgrid://127.0.0.1:20408/pico-7"
