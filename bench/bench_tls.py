@@ -99,11 +99,17 @@ class BoardTarget:
     def __init__(self, name: str, pki: TestPKI) -> None:
         self.name = name
         self.board = Board(find_board(name), log=lambda m: None).start()
+        self.pki = pki
         tp.deliver_pki(self.board, pki)
         self.host_ip = self.board.net.host_ip
 
-    def server(self, cert: str, conns: int):
+    def fresh(self) -> None:
+        """A soft reset, then the PKI again where it only lives in RAM (no writable file system)."""
         self.board.soft_reset()
+        tp.deliver_pki(self.board, self.pki)
+
+    def server(self, cert: str, conns: int):
+        self.fresh()
         srv = tp.BoardServer(self.board, cert, conns=conns, bufsize=4096, timeout=60, finish_timeout=300,
                              nodelay=True)
 
@@ -115,7 +121,7 @@ class BoardTarget:
         return srv.addr, finish
 
     def client(self, port: int, conns: int):
-        self.board.soft_reset()
+        self.fresh()
         client = tp.BoardClient(self.board, port, conns=conns, send=b"x", expect=1, finish_timeout=300,
                                 nodelay=True)
         return client.results
