@@ -14,6 +14,15 @@ from harness import procs
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
+# the user's image cache, fixed before pytester gives its subprocesses a fresh HOME
+USER_CACHE = Path(os.environ.get("HIL_CACHE") or Path.home() / ".cache" / "hil")
+
+
+@pytest.fixture(autouse=True)
+def _user_image_cache(monkeypatch):
+    """pytester runs get a fresh HOME: without this every one would fetch the Debian sources and
+    build the firmware again. Tests that want an empty cache set HIL_CACHE themselves."""
+    monkeypatch.setenv("HIL_CACHE", str(USER_CACHE))
 
 
 def qemu_pids(parent: int | None = None) -> set[int]:
