@@ -97,8 +97,8 @@ class QemuLauncher(Launcher):
     # --- command line -----------------------------------------------------------------------
     def _kernel_params(self) -> list[str]:
         can = self.can.kernel_params() if self.can and self.spec.can.kernel_params else []
-        kernel_net = self.net and self.spec.network.configure == "kernel"
-        return (self.net.kernel_params() if kernel_net else []) + can
+        net = self.net.kernel_params() if self.net and self.spec.network.on_kernel_cmdline else []
+        return net + can
 
     def _args(self) -> list[str]:
         values = {k: str(v) for k, v in self.image.files.items()} | {"workdir": str(self.workdir)}

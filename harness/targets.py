@@ -69,6 +69,11 @@ class NetworkSpec:
     # how the board learns its address: kernel (hil.ip= on a Linux command line), or repl (the
     # harness calls hil_net.up() once the firmware's REPL answers: DHCP on user, static on tap)
     configure: str = "kernel"
+
+    @property
+    def on_kernel_cmdline(self) -> bool:
+        """The guest learns its network from hil.ip=/hil.gw= on a Linux kernel command line."""
+        return self.mode != "none" and self.configure == "kernel"
     forward_tcp: list[int] = field(default_factory=list)  # guest ports reachable from the host (user mode)
     forward_udp: list[int] = field(default_factory=list)
     subnet: str = "192.168.77"  # tap mode: /24 inside the harness's namespace; .1 is the host side
@@ -265,8 +270,7 @@ def _check_values(spec: BoardSpec) -> None:
     uses_qemu_features = spec.network.mode != "none" or spec.can.link != "none" or spec.snapshot.enabled
     if uses_qemu_features and launch.kind != "qemu":
         raise ConfigError(f"{p}: [network], [can] and [snapshot] need launch.kind = \"qemu\"")
-    kernel_net = net.mode != "none" and net.configure == "kernel"
-    needs_cmdline = kernel_net or (spec.can.link != "none" and spec.can.kernel_params)
+    needs_cmdline = net.on_kernel_cmdline or (spec.can.link != "none" and spec.can.kernel_params)
     if needs_cmdline and "-append" not in launch.args:
         raise ConfigError(
             f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args"

@@ -16,13 +16,9 @@ from harness.boardnet import close_all_segments
 from harness.repl import ExecTimeout
 from harness.targets import find_board
 from tests.conftest import REPO
-from tests.test_qemu_x86 import echo_through
+from tests.test_qemu_x86 import boot, echo_through
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/qemu-system-arm"), reason="needs qemu-system-arm")
-
-
-def boot(name: str, tmp_path) -> Board:
-    return Board(find_board(name, REPO / "targets"), log_dir=tmp_path, log=lambda m: None).start()
 
 
 @pytest.mark.parametrize("name", ["mps2_an385", "mps2_an385_tap"])
