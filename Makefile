@@ -40,6 +40,7 @@ images: setup
 
 lint: venv
 	$(BIN)/ruff check harness suites tests bench conftest.py firmware_py
+	$(BIN)/lint-imports --no-cache
 
 # The harness's own tests (unit tests plus integration tests that boot real boards).
 unit: images

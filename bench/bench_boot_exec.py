@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from harness.board import Board
-from harness.targets import find_board
+from harness.config.boards import find_board
 
 DEFAULT_BOARDS = ["mps2_an385", "microbit", "native"]
 

@@ -29,8 +29,7 @@ sys.path.insert(0, str(REPO))
 from hilcan_host import canfdtest_host  # noqa: E402
 
 from harness.board import Board  # noqa: E402
-from harness.targets import find_board, load_board  # noqa: E402
-from harness.uartcan import UART_CAN_BOARDS, write_can_targets  # noqa: E402
+from harness.config.boards import find_board  # noqa: E402
 
 DEFAULT_BOARDS = ["qemu_x86", "mps2_an385"]
 
@@ -109,8 +108,6 @@ def bench_virtual(frames: int, rtt: int) -> dict[str, float]:
 
 # --- a board's CAN path ----------------------------------------------------------------------------
 def board_spec(name: str, workdir: Path):
-    if name in UART_CAN_BOARDS and find_board(name).can.link == "none":
-        return load_board(write_can_targets(workdir / "targets") / f"{name}.toml")
     return find_board(name)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.board import Board
-from harness.targets import find_board
+from harness.config.boards import find_board
 
 FIRMWARE = Path(tempfile.mkdtemp(prefix="hil-bench-fw-"))
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "suites" / "sockets"))
 from peerlib import Peer, pattern, recv_all, recv_exact  # noqa: E402
 
 from harness.board import Board  # noqa: E402
-from harness.targets import find_board  # noqa: E402
+from harness.config.boards import find_board  # noqa: E402
 
 DEFAULT_BOARDS = ["mps2_an385", "qemu_x86", "native"]
 IDLE_SECONDS = 10.0

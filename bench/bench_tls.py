@@ -30,9 +30,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "suites" / "tls")]
 import tls_peers as tp  # noqa: E402
 
 from harness.board import Board  # noqa: E402
-from harness.boardnet import free_port  # noqa: E402
+from harness.config.boards import find_board  # noqa: E402
+from harness.net.boardnet import free_port  # noqa: E402
 from harness.pki import TestPKI  # noqa: E402
-from harness.targets import find_board  # noqa: E402
 
 CHUNK = 32 * 1024
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,13 +16,11 @@ from pathlib import Path
 
 import pexpect
 
-from harness.boardnet import BoardNet
-from harness.canlink import SlcanLink
-from harness.console import Console
+from harness.config.boards import BoardSpec
 from harness.errors import BoardDied, BootError, ConfigError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
-from harness.launchers import Launcher, QemuLauncher, make_launcher
-from harness.repl import (
+from harness.io.console import Console
+from harness.io.repl import (
     FRIENDLY_PROMPT,
     RAW_PROMPT,
     BoardException,
@@ -32,9 +29,11 @@ from harness.repl import (
     RunningCode,
     Unresponsive,
 )
-from harness.targets import BoardSpec
+from harness.launch import Launcher, make_launcher
+from harness.net.boardnet import BoardNet
+from harness.net.canlink import SlcanLink
+from harness.paths import resource
 
-FIRMWARE_PY = Path(__file__).resolve().parent.parent / "firmware_py"
 
 class FirmwareExit(AssertionError):
     """The firmware ended the machine with a failing status (a test failure, not infrastructure)."""
@@ -83,12 +82,12 @@ class Board:
         spec: BoardSpec,
         *,
         log_dir: Path | None = None,
-        firmware_py: Path = FIRMWARE_PY,
+        firmware_py: Path | None = None,  # default: the project's firmware_py/
         log=print,
     ) -> None:
         self.spec = spec
         self.name = spec.name
-        self.firmware_py = firmware_py
+        self.firmware_py = firmware_py or resource("firmware_py")
         self.log = log
         sweep_stale_workdirs()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"hil-{spec.name}-{os.getpid()}-"))
@@ -131,8 +130,7 @@ class Board:
                 self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout
             )
             self._wait_prompt(started + self.spec.console.boot_timeout)
-            if isinstance(self.launcher, QemuLauncher) and self.launcher.wants_snapshot():
-                self.launcher.save_snapshot()  # at the friendly prompt: restores land right here
+            self.launcher.at_prompt()  # e.g. QEMU saves its snapshot: restores land right here
             self._enter_raw_with_banner()
             self.facts.boot_seconds = time.monotonic() - started
             self.facts.extra["started_from"] = "snapshot" if self.launcher.restored else "cold boot"
@@ -241,7 +239,7 @@ class Board:
         try:
             return self._guard(lambda: self._repl().exec(code, timeout))
         except Unresponsive as exc:
-            if self.spec.launch.kind == "serial":
+            if not self.launcher or not self.launcher.can_hard_reset:
                 raise  # no way to reset a bench device from here: infrastructure error
             self.console_note(f"runaway code did not stop on Ctrl-C: restarting {self.name}")
             self.restart()
@@ -253,18 +251,16 @@ class Board:
         """Run firmware code that ends the machine (semihosting exit on QEMU Arm boards) and return
         its exit status. A status outside launch.ok_exit_codes raises FirmwareExit (a test
         failure). The board is booted again afterwards, so later tests still have one."""
-        if not isinstance(self.launcher, QemuLauncher):
-            raise InfrastructureError(f"{self.name}: run_to_exit needs a QEMU board (semihosting exit)")
+        if not self.launcher or not self.launcher.can_wait_exit:
+            raise InfrastructureError(f"{self.name}: run_to_exit needs a board that can exit (QEMU semihosting)")
         timeout = self.spec.console.exec_timeout if timeout is None else timeout
-        proc = self.launcher.proc
-        assert proc is not None
         self._repl().send_code(code)
         try:
-            status = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+            status = self.launcher.wait_exit(timeout)
+        except TimeoutError:
             raise ExecTimeout(f"{self.name}: firmware did not exit within {timeout:g} s; {self._tail()}") from None
         finally:
-            self.console_note(f"machine exited with status {proc.poll()}")
+            self.console_note(f"machine exited with status {self.launcher.exit_status}")
         self.restart()
         if status not in self.spec.launch.ok_exit_codes:
             raise FirmwareExit(status, f"{self.name}: firmware exited with status {status} "

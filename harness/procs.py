@@ -10,11 +10,16 @@ import atexit
 import ctypes
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import termios
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from harness.errors import InfrastructureError
 
 _live: dict[int, subprocess.Popen] = {}
 _lock = threading.Lock()
@@ -82,7 +87,21 @@ def kill_all() -> None:
         kill(proc, grace=0.5)
 
 
+_signal_cleanups: list[Callable[[], None]] = []
+
+
+def at_signal(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` when SIGTERM/SIGHUP ends the harness (a cancelled CI job), before the
+    children are killed: e.g. give back leased lab places. One handler for the whole harness."""
+    _signal_cleanups.append(cleanup)
+
+
 def _on_signal(signum: int, frame) -> None:
+    for cleanup in _signal_cleanups:
+        try:
+            cleanup()
+        except Exception:
+            pass
     kill_all()
     # Re-raise as the default action so exit status says what killed us.
     signal.signal(signum, signal.SIG_DFL)
@@ -99,3 +118,12 @@ def install_handlers() -> None:
 
 
 install_handlers()
+
+
+def tool(name: str, package: str) -> str:
+    """A console script from this venv (next to sys.executable), else from PATH."""
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if not found:
+        raise InfrastructureError(f"{name} not found: install {package} (make setup does)")
+    return found

@@ -9,7 +9,7 @@ import contextlib
 import io
 import traceback
 
-from harness.transport import Transport
+from harness.io.transport import Transport
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 

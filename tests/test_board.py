@@ -9,10 +9,10 @@ import sys
 import pytest
 
 from harness.board import Board
-from harness.boardnet import BoardNet
+from harness.config.boards import find_board, load_board
 from harness.errors import BoardDied, BootError, InfrastructureError
-from harness.repl import parse_board_exception
-from harness.targets import find_board, load_board
+from harness.io.repl import parse_board_exception
+from harness.net.boardnet import BoardNet
 from tests.conftest import REPO, write_target
 
 

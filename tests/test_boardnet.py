@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.boardnet import BoardNet, _nth_mac, user_net
-from harness.targets import NetworkSpec
+from harness.config.boards import NetworkSpec
+from harness.net.boardnet import BoardNet, _nth_mac, user_net
 
 
 def user(mac: str = "") -> BoardNet:

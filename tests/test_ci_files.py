@@ -16,7 +16,7 @@ from string import Template
 import pytest
 import yaml
 
-from harness.targets import load_all
+from harness.config.boards import load_all
 from tests.conftest import REPO
 
 CI = REPO / "ci"

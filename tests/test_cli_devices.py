@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from harness import lab as lab_module
-from harness import remote
-from harness.cli import app
-from harness.lab import EmulatedDevice
+from harness.cli.main import app
+from harness.io import usb as usb_module
+from harness.testing import remote as local_lab
+from harness.testing.emulated import EmulatedDevice
 from tests.test_lab import usb_port
 from tests.test_remote import no_stray_helpers  # noqa: F401 - fixture
 
-HIL = [sys.executable, "-m", "harness.cli"]
+HIL = [sys.executable, "-m", "harness.cli.main"]
 # pyserial 3.5's RFC 2217 client uses Thread.setDaemon/setName
 pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
 # the pacing of targets/microbit.toml: 32-byte chunks 2 ms apart lost bytes when three emulated
@@ -54,7 +54,7 @@ def test_devices_lists_ports_and_which_lab_entries_they_are(tmp_path, monkeypatc
         port = "rfc2217://127.0.0.1:4001"
         """))
     ports = [usb_port("/dev/ttyACM7", 0x2E8A, 0x0005, "E661", "3-2:1.0"), usb_port("/dev/ttyS0", None, None)]
-    monkeypatch.setattr(lab_module, "attached_ports", lambda: ports)
+    monkeypatch.setattr(usb_module, "attached_ports", lambda: ports)
     monkeypatch.setenv("COLUMNS", "220")
     result = CliRunner().invoke(app, ["devices", "--lab", str(path)])
     assert result.exit_code == 0, result.output
@@ -75,7 +75,7 @@ def test_devices_mistakes_are_one_line(tmp_path):
     bad.write_text('[[device]]\nname = "x"\nport = "COM1"\n')
     done = hil("devices", "--lab", str(bad))
     assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "lab-bad.toml: device 'x': key 'port' is 'COM1'" in done.stderr
+    assert "lab-bad.toml: device 'x': key 'port': 'COM1' is not a port reference" in done.stderr
 
 
 @pytest.fixture
@@ -84,9 +84,9 @@ def tray(tmp_path):
     with EmulatedDevice("microbit", log_dir=tmp_path / "emu") as a, \
             EmulatedDevice("microbit", log_dir=tmp_path / "emu") as b, \
             EmulatedDevice("microbit", log_dir=tmp_path / "emu") as c, \
-            remote.Ser2net({"mb": b.port}) as s2n, \
-            remote.LabgridCoordinator() as coordinator, \
-            remote.LabgridExporter(coordinator.address, {"mb": c.port}) as exporter:  # fmt: skip
+            local_lab.Ser2net({"mb": b.port}) as s2n, \
+            local_lab.LabgridCoordinator() as coordinator, \
+            local_lab.LabgridExporter(coordinator.address, {"mb": c.port}) as exporter:  # fmt: skip
         coordinator.create_place("tray-mb", exporter.match("mb"))
         payload = tmp_path / "hil_tray.py"
         payload.write_text("".join(f"V{i} = {i * 7919}  # payload line\n" for i in range(120)))

@@ -19,13 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from harness.board import FIRMWARE_PY, Board
+from harness.board import Board
+from harness.config.boards import find_board
+from harness.config.labs import load_lab
 from harness.flash import FlashError, VerifyError, esptool, microbit, uf2
 from harness.flash.fs import FsFlasher, default_chunk, host_digest, load_files
-from harness.flash.tray import Reporter, flash_only
-from harness.lab import EmulatedDevice, load_lab
-from harness.targets import find_board
+from harness.lab.tray import Reporter, flash_only
+from harness.paths import resource
+from harness.testing.emulated import EmulatedDevice
 from tests.conftest import REPO
+
+FIRMWARE_PY = resource("firmware_py")
 
 BLOB = bytes(range(256)) * 8 + b"\x00\r\n\x04\x03'\"\\ end"  # every byte value, REPL control bytes too
 
@@ -147,7 +151,7 @@ def microbit_lab(tmp_path: Path, port: str, files: list[str]):
 
 
 def test_copy_over_a_serial_port_without_hashlib_uses_crc32_on_the_board(no_leftovers, microbit_device, tmp_path):
-    from harness.flash.tray import open_board
+    from harness.lab.tray import open_board
 
     lab = microbit_lab(tmp_path, microbit_device.port, ["hil_info.py"])
     board = open_board(lab.devices[0], microbit_device.port, tmp_path)

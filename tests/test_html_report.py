@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.html_report import write_html
+from harness.report.html import write_html
 from tests.test_report import DEAD, run_suite
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -11,18 +11,12 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from harness.board import Board
+from harness.config.boards import load_board
+from harness.config.labs import board_spec, find_labs, load_lab, select_devices, write_target
+from harness.config.ports import parse_port
 from harness.errors import ConfigError, InfrastructureError
-from harness.lab import (
-    EmulatedDevice,
-    board_spec,
-    find_labs,
-    load_lab,
-    resolve_lab_port,
-    resolve_port,
-    select_devices,
-    write_target,
-)
-from harness.targets import load_board
+from harness.io.usb import resolve_lab_port, resolve_port
+from harness.testing.emulated import EmulatedDevice
 from tests.conftest import REPO
 from tests.conftest import write_target as write_board_file
 
@@ -76,7 +70,7 @@ def test_example_lab_file_is_valid_and_complete():
         ('[[device]]\nport = "/dev/x"\n', "[[device]] #1: key 'name' must be a name"),
         ('[[device]]\nname = "lab1"\nport = "/dev/x"\n', "names starting with 'lab' are lab files"),
         ('[[device]]\nname = "a"\nport = "COM3"\n',
-         "device 'a': key 'port' is 'COM3'; use a device path (/dev/ttyACM0), rfc2217://HOST:PORT"),
+         "device 'a': key 'port': 'COM3' is not a port reference; use a device path (/dev/ttyACM0), rfc2217://HOST:PORT"),
         ('[[device]]\nname = "a"\nport = "rfc2217://host"\n', "is not an RFC 2217 URL; write it as rfc2217://HOST:PORT"),
         ('[[device]]\nname = "a"\nport = "labgrid://h:1/"\n', "is not a labgrid place; write labgrid://HOST:PORT/PLACE"),
         ('[[device]]\nname = "a"\nport = "/dev/x"\nflasher = "dfu"\n',
@@ -191,7 +185,7 @@ write_chunk = 32
 write_gap_ms = 2
 raw_paste = false
 """))
-    assert resolve_lab_port("t/mb", tmp_path) == microbit_device.port
+    assert resolve_lab_port(parse_port("lab:t/mb"), tmp_path).text == microbit_device.port
     monkeypatch.setenv("HIL_TARGETS", str(tmp_path))
     with Board(spec, log_dir=tmp_path) as board:
         assert board.launcher.port == microbit_device.port

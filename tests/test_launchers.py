@@ -9,12 +9,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import plugin
-from harness.boardnet import BoardNet
+from harness.config.boards import load_board
 from harness.errors import InfrastructureError
 from harness.images import Image
-from harness.launchers import QemuLauncher
-from harness.targets import load_board
+from harness.launch.base import LaunchContext
+from harness.launch.qemu.launcher import QemuLauncher
+from harness.net.boardnet import BoardNet
+from harness.pytest import plugin
 from tests.conftest import write_target
 
 
@@ -49,7 +50,7 @@ def spec(tmp_path):
 
 def running(spec, tmp_path: Path) -> QemuLauncher:
     """A launcher as start() leaves it, with a fake QEMU behind it."""
-    launcher = QemuLauncher(spec, Image(digest="d", files={}), tmp_path)
+    launcher = QemuLauncher(spec, LaunchContext(Image(digest="d", files={}), tmp_path, tmp_path))
     launcher.net = BoardNet(mode="user", guest_ip="10.0.2.15", host_ip="10.0.2.2")
     launcher.proc, launcher.qmp = FakeProc(), FakeQemu()  # type: ignore[assignment]
     return launcher

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from harness.board import Board
-from harness.boardnet import close_all_segments
-from harness.repl import ExecTimeout
-from harness.targets import find_board
+from harness.config.boards import find_board
+from harness.io.repl import ExecTimeout
+from harness.net.boardnet import close_all_segments
 from tests.conftest import REPO
 from tests.test_qemu_x86 import boot, echo_through
 

@@ -161,7 +161,7 @@ def test_board_that_keeps_failing_is_quarantined(pytester, tmp_path, no_leftover
 
 
 def test_scheduler_finds_the_board_in_test_ids():
-    from harness.plugin import board_of_nodeid
+    from harness.pytest.plugin import board_of_nodeid
 
     names = ["native", "esp32", "esp32-bench-1"]
     assert board_of_nodeid("s/test_a.py::test_x[native]", names) == "native"

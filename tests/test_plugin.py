@@ -85,7 +85,7 @@ def test_junit_separates_errors_from_failures(pytester, targets, no_leftovers):
     assert isinstance(case.result[0], Skipped) and "lacks capability: can" in case.result[0].message
 
     # User mistakes are one line in the terminal, not a traceback of the harness's internals.
-    assert "harness/board.py" not in result.stdout.str() and "harness/targets.py" not in result.stdout.str()
+    assert "harness/board.py" not in result.stdout.str() and "harness/config/boards.py" not in result.stdout.str()
 
 
 def test_no_board_selected_uses_default_boards(pytester, targets):

@@ -16,7 +16,7 @@ import pytest
 
 from harness import procs
 from harness.errors import ConfigError, InfrastructureError
-from harness.pool import BoardPool, DeviceBusy, DeviceLock, candidates
+from harness.lab.pool import BoardPool, DeviceBusy, DeviceLock, candidates
 from tests.conftest import write_target
 
 
@@ -127,12 +127,13 @@ def test_use(dut):
 @pytest.fixture
 def microbit_pty(tmp_path):
     """A real QEMU micro:bit whose console pty nobody holds: a serial device for the test."""
-    from harness.board import FIRMWARE_PY, Board
-    from harness.launchers import make_launcher
-    from harness.targets import find_board
+    from harness.board import Board
+    from harness.config.boards import find_board
+    from harness.launch import make_launcher
+    from harness.paths import resource
 
     board = Board(find_board("microbit"), log_dir=tmp_path / "qemu-logs", log=lambda m: None)
-    launcher = make_launcher(board.spec, board.build(), board.workdir, FIRMWARE_PY)
+    launcher = make_launcher(board.spec, board.build(), board.workdir, resource("firmware_py"))
     try:
         launcher.start().close()
         yield launcher.ptys["serial0"]

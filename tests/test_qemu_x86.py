@@ -15,8 +15,8 @@ import can
 import pytest
 
 from harness.board import Board, sweep_stale_workdirs
-from harness.netns import namespaces_in_use
-from harness.targets import find_board
+from harness.config.boards import find_board
+from harness.net.netns import namespaces_in_use
 from tests.conftest import REPO, qemu_pids
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/qemu-system-x86_64"), reason="needs qemu-system-x86")
@@ -179,7 +179,7 @@ KILL_SCRIPT = """
 import os, sys, time
 sys.path.insert(0, {repo!r})
 from harness.board import Board, sweep_stale_workdirs
-from harness.targets import find_board
+from harness.config.boards import find_board
 b = Board(find_board('qemu_x86_tap'), log=lambda m: None).start()
 print(b.launcher.proc.pid, b.net.netns.inode, b.workdir, flush=True)
 time.sleep(600)

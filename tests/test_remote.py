@@ -16,12 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import remote
+from harness import procs
 from harness.board import Board
+from harness.config.labs import board_spec, load_lab
 from harness.errors import BoardDied, ConfigError, InfrastructureError
 from harness.flash.fs import FsFlasher
-from harness.flash.tray import Reporter, open_board, smoke_device
-from harness.lab import EmulatedDevice, board_spec, load_lab
+from harness.io import labgrid, rfc2217
+from harness.lab.tray import Reporter, open_board, smoke_device
+from harness.testing import remote as local_lab
+from harness.testing.emulated import EmulatedDevice
 
 # pyserial 3.5's RFC 2217 client uses Thread.setDaemon/setName
 pytestmark = pytest.mark.filterwarnings("ignore:set(Daemon|Name)\\(\\) is deprecated:DeprecationWarning")
@@ -93,22 +96,17 @@ def device_lab(tmp_path: Path, port: str, extra: str = "", name: str = "mb"):
 
 
 def test_url_forms():
-    assert remote.rfc2217_url("rfc2217://127.0.0.1:4001") == "rfc2217://127.0.0.1:4001?ign_set_control"
-    assert remote.rfc2217_url("rfc2217://h:1?logging=debug") == "rfc2217://h:1?logging=debug&ign_set_control"
-    assert remote.rfc2217_url("rfc2217://h:1?ign_set_control") == "rfc2217://h:1?ign_set_control"
+    assert rfc2217.rfc2217_url("rfc2217://127.0.0.1:4001") == "rfc2217://127.0.0.1:4001?ign_set_control"
+    assert rfc2217.rfc2217_url("rfc2217://h:1?logging=debug") == "rfc2217://h:1?logging=debug&ign_set_control"
+    assert rfc2217.rfc2217_url("rfc2217://h:1?ign_set_control") == "rfc2217://h:1?ign_set_control"
     with pytest.raises(ConfigError, match=r"'rfc2217://h' is not an RFC 2217 URL; write it as rfc2217://HOST:PORT"):
-        remote.rfc2217_url("rfc2217://h")
-    assert remote.parse_labgrid("labgrid://10.1.2.3:5000/pico-7") == ("10.1.2.3:5000", "pico-7")
-    assert remote.parse_labgrid("labgrid:///pico-7") == ("127.0.0.1:20408", "pico-7")
-    assert remote.parse_labgrid("labgrid:pico-7", "lab1:7") == ("lab1:7", "pico-7")
-    with pytest.raises(ConfigError, match=r"is not a labgrid place; write labgrid://HOST:PORT/PLACE or labgrid:PLACE"):
-        remote.parse_labgrid("labgrid://h/a/b")
+        rfc2217.rfc2217_url("rfc2217://h")
 
 
 # --- ser2net / RFC 2217 -----------------------------------------------------------------------------------------
 @pytest.fixture
 def ser2net(microbit_device):
-    with remote.Ser2net({"mb": microbit_device.port}) as s2n:
+    with local_lab.Ser2net({"mb": microbit_device.port}) as s2n:
         yield s2n
 
 
@@ -140,7 +138,7 @@ def test_rfc2217_link_survives_a_dropped_connection(no_leftovers, no_stray_helpe
     board = open_board(lab.devices[0], ser2net.url("mb"), tmp_path)
     try:
         transport = board.console.transport
-        assert isinstance(transport, remote.Rfc2217Transport) and transport.connected
+        assert isinstance(transport, rfc2217.Rfc2217Transport) and transport.connected
         blob = bytes(range(256)) * 8
         report = FsFlasher(board).flash([("blob.bin", blob)], force=True)
         assert report.files[0].digest == f"crc32:{zlib.crc32(blob):08x}"
@@ -161,7 +159,7 @@ def test_rfc2217_link_survives_a_dropped_connection(no_leftovers, no_stray_helpe
 
 
 def test_a_link_that_stays_down_is_one_line_board_died(no_leftovers, no_stray_helpers, ser2net):
-    transport = remote.Rfc2217Transport(ser2net.url("mb"), reconnect_timeout=1.0)
+    transport = rfc2217.Rfc2217Transport(ser2net.url("mb"), reconnect_timeout=1.0)
     try:
         ser2net.stop()
         with pytest.raises(BoardDied) as info:
@@ -178,17 +176,17 @@ def test_a_link_that_stays_down_is_one_line_board_died(no_leftovers, no_stray_he
 
 def test_ser2net_mistakes_are_one_line():
     with pytest.raises(InfrastructureError, match=r"ser2net: serial port /dev/ttyHILNOPE \(x\) does not exist"):
-        remote.Ser2net({"x": "/dev/ttyHILNOPE"})
+        local_lab.Ser2net({"x": "/dev/ttyHILNOPE"})
     with pytest.raises(ConfigError, match=r"connection name 'a b' must be letters"):
-        remote.Ser2net({"a b": "/dev/null"})
+        local_lab.Ser2net({"a b": "/dev/null"})
 
 
 # --- labgrid ----------------------------------------------------------------------------------------------------
 @pytest.fixture
 def labgrid_lab(microbit_device):
     """A real labgrid coordinator and exporter on loopback, the micro:bit's pty as a place."""
-    with remote.LabgridCoordinator() as coordinator, \
-            remote.LabgridExporter(coordinator.address, {"mb": microbit_device.port}) as exporter:  # fmt: skip
+    with local_lab.LabgridCoordinator() as coordinator, \
+            local_lab.LabgridExporter(coordinator.address, {"mb": microbit_device.port}) as exporter:  # fmt: skip
         coordinator.create_place("hil-mb", exporter.match("mb"))
         yield coordinator
 
@@ -209,18 +207,18 @@ def test_flash_and_smoke_through_a_labgrid_place(no_leftovers, no_stray_helpers,
 
 def test_labgrid_place_is_released_on_errors_and_at_exit(no_leftovers, no_stray_helpers, labgrid_lab, tmp_path):
     address = labgrid_lab.address
-    with pytest.raises(RuntimeError), remote.LabgridPlace("hil-mb", address) as place:
+    with pytest.raises(RuntimeError), labgrid.LabgridPlace("hil-mb", address) as place:
         assert place.url.startswith("rfc2217://") and labgrid_lab.acquired_by("hil-mb")
         raise RuntimeError("test crashed while holding the place")
     assert labgrid_lab.acquired_by("hil-mb") is None
     # a process that dies of an uncaught exception still gives the place back (atexit)
-    script = (f"from harness.remote import LabgridPlace\nLabgridPlace('hil-mb', '{address}').acquire()\n"
+    script = (f"from harness.io.labgrid import LabgridPlace\nLabgridPlace('hil-mb', '{address}').acquire()\n"
               "raise SystemExit('crash')\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "crash" in done.stderr
     assert labgrid_lab.acquired_by("hil-mb") is None
     # ... and so does one stopped by SIGTERM (a cancelled CI job), which still dies of the signal
-    script = (f"import os, signal\nfrom harness.remote import LabgridPlace\n"
+    script = (f"import os, signal\nfrom harness.io.labgrid import LabgridPlace\n"
               f"LabgridPlace('hil-mb', '{address}').acquire()\nos.kill(os.getpid(), signal.SIGTERM)\n"
               "import time\ntime.sleep(60)\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -230,15 +228,15 @@ def test_labgrid_place_is_released_on_errors_and_at_exit(no_leftovers, no_stray_
 
 def test_labgrid_place_held_by_someone_else(no_leftovers, no_stray_helpers, labgrid_lab, monkeypatch):
     monkeypatch.setenv("LG_USERNAME", "alice")
-    remote.labgrid_client(labgrid_lab.address, "-p", "hil-mb", "acquire")
+    labgrid.labgrid_client(labgrid_lab.address, "-p", "hil-mb", "acquire")
     monkeypatch.delenv("LG_USERNAME")
     with pytest.raises(InfrastructureError) as info:
-        remote.LabgridPlace("hil-mb", labgrid_lab.address).acquire()
+        labgrid.LabgridPlace("hil-mb", labgrid_lab.address).acquire()
     message = str(info.value)
     assert message.startswith("labgrid place 'hil-mb': Place hil-mb is already acquired by ") and "alice" in message
     assert "\n" not in message
     monkeypatch.setenv("LG_USERNAME", "alice")
-    remote.labgrid_client(labgrid_lab.address, "-p", "hil-mb", "release")
+    labgrid.labgrid_client(labgrid_lab.address, "-p", "hil-mb", "release")
 
 
 def test_a_board_target_on_a_labgrid_place(no_leftovers, no_stray_helpers, labgrid_lab, tmp_path):
@@ -251,9 +249,9 @@ def test_a_board_target_on_a_labgrid_place(no_leftovers, no_stray_helpers, labgr
 
 
 def test_no_coordinator_is_one_line(no_leftovers):
-    address = f"127.0.0.1:{remote.free_tcp_port()}"
+    address = f"127.0.0.1:{local_lab.free_tcp_port()}"
     with pytest.raises(InfrastructureError) as info:
-        remote.LabgridPlace("p", address).acquire()
+        labgrid.LabgridPlace("p", address).acquire()
     assert str(info.value) == ("labgrid place 'p': Could not connect to coordinator: "
                                "is labgrid-coordinator running there?")  # fmt: skip
-    assert os.path.exists(remote._tool("labgrid-client", "labgrid"))
+    assert os.path.exists(procs.tool("labgrid-client", "labgrid"))

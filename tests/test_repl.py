@@ -4,9 +4,9 @@ import errno
 
 import pytest
 
-from harness.console import Console
 from harness.errors import ConsoleTimeout
-from harness.repl import BoardException, RawRepl, parse_board_exception
+from harness.io.console import Console
+from harness.io.repl import BoardException, RawRepl, parse_board_exception
 from tests.fakeboard import FakeRawBoard
 
 

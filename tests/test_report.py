@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml, Properties, Skipped
 
-from harness.report import matrix, read_cases, suite_of, tally_by_board
+from harness.report.junit import matrix, read_cases, suite_of, tally_by_board
 from tests.conftest import REPO, write_target
 
 HIL = str(Path(sys.executable).parent / "hil")

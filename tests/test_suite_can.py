@@ -2,7 +2,7 @@
 
 - its canfdtest echo case passes against the board's echo app and fails, naming the first lost
   frame, against the same app dropping every 100th frame (HIL_CAN_ECHO_DROP_EVERY=100);
-- mps2_an385 gets a CAN link on its UART1 (harness/uartcan.py: a second -serial that QEMU maps to
+- mps2_an385 gets a CAN link on its UART1 (its target file's [can]: a second -serial that QEMU maps to
   TCP, an SLCAN speaker in firmware_py on the board) and the suite's cases pass there;
 - expected failures name real tests; the lab-file hook opens the interface a bench names."""
 
@@ -14,8 +14,6 @@ import tomllib
 
 import pytest
 
-from harness.targets import load_board
-from harness.uartcan import can_target, kernel_params_supported, write_can_targets
 from tests.conftest import REPO
 
 SUITE = REPO / "suites" / "can"
@@ -58,22 +56,6 @@ def test_echo_case_catches_firmware_dropping_every_100th_frame(pytester, monkeyp
 
 
 # --- mps2_an385: CAN over UART1 ------------------------------------------------------------------
-def test_uart_can_targets(tmp_path):
-    directory = write_can_targets(tmp_path / "targets")
-    spec = load_board(directory / "mps2_an385.toml")
-    assert (spec.can.link, spec.can.bitrate, spec.capabilities.can) == ("slcan_serial", 500000, True)
-    assert spec.launch.args[:3] == ["-semihosting", "-kernel", "{kernel}"]
-    if not kernel_params_supported():  # the harness still wants a command line for [can]
-        assert spec.launch.args[3:] == ["-append", ""]
-    # every other board file is copied as it is
-    for path in (REPO / "targets").glob("*.toml"):
-        if path.stem != "mps2_an385":
-            assert (directory / path.name).read_text() == path.read_text()
-    assert (
-        can_target("mps2_an385")["image"] == tomllib.loads((REPO / "targets" / "mps2_an385.toml").read_text())["image"]
-    )
-
-
 MPS2_SELECT = (
     "ids or remote or every_dlc or invalid_dlc or masked or raw_filter_matrix and filter_effrtr_eff "
     "or canfdtest or overflow or fd_ or reopen"
@@ -84,9 +66,8 @@ def test_suite_runs_on_mps2_over_uart1(pytester, tmp_path, no_leftovers):
     """The CAN cases on mps2_an385, its SLCAN speaker on UART1 at 0x40005000 (driven with
     machine.mem32), the host on python-can slcan over QEMU's second -serial: all pass, CAN FD
     included (the SLCAN line carries FD frames)."""
-    directory = write_can_targets(tmp_path / "targets")
     outcomes, text = run_suite(
-        pytester, str(SUITE), f"--targets={directory}", "--board", "mps2_an385", "-k", MPS2_SELECT, timeout=900
+        pytester, str(SUITE), "--board", "mps2_an385", "-k", MPS2_SELECT, timeout=900
     )
     expected = {
         "test_standard_ids_host_to_board", "test_standard_ids_board_to_host", "test_extended_ids_host_to_board",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.boardnet import free_port
+from harness.net.boardnet import free_port
 from harness.pki import TestPKI
 
 REPO = Path(__file__).resolve().parent.parent

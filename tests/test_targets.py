@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.boards import find_board, load_all, load_board
 from harness.errors import ConfigError
-from harness.targets import find_board, load_all, load_board
 from tests.conftest import REPO, write_target
 
 QEMU = '[launch]\nkind = "qemu"\nmachine = "mps2-an385"\n'

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.errors import ConsoleTimeout, HarnessError
 from harness.flash import FileResult, FlashError, FlashReport, Progress, VerifyError, one_line
-from harness.repl import BoardException, ExecTimeout
+from harness.io.repl import BoardException, ExecTimeout
 
 MIN_CHUNK, MAX_CHUNK = 16, 4096
 READ_BLOCK = 128  # bytes per read when hashing on the board (heap-friendly)

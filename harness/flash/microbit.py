@@ -134,8 +134,8 @@ def boot_qemu(files: list[str], *, log_dir: Path | None = None, log=lambda m: No
     and check the files read back from the running board. Returns (board, report); the caller
     stops the board."""
     from harness.board import Board
+    from harness.config.boards import find_board
     from harness.flash.fs import FsFlasher
-    from harness.targets import find_board
 
     spec = copy.deepcopy(find_board("microbit"))
     spec.image.options = {**spec.image.options, "files": list(files)}

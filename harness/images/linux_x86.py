@@ -31,6 +31,7 @@ from pathlib import Path
 from harness.cache import cached_build
 from harness.errors import BuildError
 from harness.images import BuildContext, Image
+from harness.paths import resource
 
 BUILDER_VERSION = "linux_x86/1"
 KERNEL_BUILDER_VERSION = "linux-kernel/1"
@@ -447,7 +448,7 @@ def qemu_args(image: Image, cmdline: str | None = None) -> list[str]:
 
 
 def main() -> None:
-    firmware = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parents[2] / "firmware_py"
+    firmware = Path(sys.argv[1]) if len(sys.argv) > 1 else resource("firmware_py")
     image = build(BuildContext(firmware_py=firmware), {})
     for name, path in image.files.items():
         print(f"{name}: {path}")

@@ -32,6 +32,7 @@ from pathlib import Path
 from harness.cache import cache_root, cached_build
 from harness.errors import BuildError, ConfigError, HarnessError
 from harness.images import BuildContext, Image
+from harness.paths import resource
 
 BUILDER_VERSION = "mps2-2"
 DEFAULT_SOURCE_VERSION = "1.25.0+ds-1"
@@ -39,7 +40,6 @@ SOURCE_PACKAGE = "micropython"
 SOURCE_SUITE = "trixie"
 BOARD = "MPS2_AN385"
 NET_BOARD = "MPS2_AN385_HIL"  # firmware_c/mps2, copied into ports/qemu/boards
-FIRMWARE_C = Path(__file__).resolve().parents[2] / "firmware_c" / "mps2"
 # Debian's patch that makes extmod link the system's libmbedtls; reversed for a firmware build
 DEBIAN_SYSTEM_MBEDTLS_PATCH = "debian/patches/0006-extmod-Use-system-mbedtls.patch"
 DEFAULT_HEAP_KB = 140
@@ -307,7 +307,8 @@ def net_source_tree(ctx: BuildContext, versions: dict[str, str], options: dict) 
     """MicroPython with lwIP and mbedTLS in lib/ and the board folder from firmware_c/mps2."""
     _require_tools(NET_TOOLS)
     inputs: dict[str, str | bytes | Path] = {f"{k}_version": v for k, v in versions.items()}
-    inputs["firmware_c"] = FIRMWARE_C
+    firmware_c = resource("firmware_c") / "mps2"
+    inputs["firmware_c"] = firmware_c
 
     def build(out: Path) -> None:
         start = time.monotonic()
@@ -320,8 +321,8 @@ def net_source_tree(ctx: BuildContext, versions: dict[str, str], options: dict) 
                 shutil.rmtree(tree / "lib" / lib, ignore_errors=True)
                 shutil.copytree(trees[lib], tree / "lib" / lib, symlinks=True)
             _apply_patch(tree, tree / DEBIAN_SYSTEM_MBEDTLS_PATCH, log_file, reverse=True)
-            _apply_patch(tree, FIRMWARE_C / "qemu-port.patch", log_file)
-            shutil.copytree(FIRMWARE_C, tree / "ports" / "qemu" / "boards" / NET_BOARD,
+            _apply_patch(tree, firmware_c / "qemu-port.patch", log_file)
+            shutil.copytree(firmware_c, tree / "ports" / "qemu" / "boards" / NET_BOARD,
                             ignore=shutil.ignore_patterns("*.patch", "README.md"))
         ctx.log(f"mps2: assembled the network source tree in {_elapsed(start)}")
 
@@ -505,7 +506,8 @@ def build(ctx: BuildContext, options: dict) -> Image:
         "heap_kb": str(heap_kb),
     }
     if net:
-        inputs |= {"lwip_version": net["lwip"], "mbedtls_version": net["mbedtls"], "firmware_c": FIRMWARE_C}
+        firmware_c = resource("firmware_c") / "mps2"
+        inputs |= {"lwip_version": net["lwip"], "mbedtls_version": net["mbedtls"], "firmware_c": firmware_c}
     inputs.update({f"frozen/{f.name}": f.read_bytes() for f in files})
 
     def build_elf(out: Path) -> None:
@@ -525,7 +527,7 @@ def build(ctx: BuildContext, options: dict) -> Image:
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m harness.images.mps2 [module.py ...]: build (freezing all of firmware_py by default)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    firmware_py = Path(__file__).resolve().parents[2] / "firmware_py"
+    firmware_py = resource("firmware_py")
     ctx = BuildContext(firmware_py=firmware_py, log=lambda msg: print(msg, file=sys.stderr, flush=True))
     try:
         image = build(ctx, {"freeze": args} if args else {})

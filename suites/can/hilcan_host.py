@@ -3,10 +3,10 @@ helpers that drive firmware_py/hil_can on the board.
 
 Host side of the link:
 - QEMU boards with a [can] link (qemu_x86: the guest's can0 on slcan; mps2_an385 with a UART CAN
-  link, see harness/uartcan.py): python-can ``slcan`` over ``socket://`` via ``dut.can_link.bus()``;
+  link, see the target file's [can]): python-can ``slcan`` over ``socket://`` via ``dut.can_link.bus()``;
 - real benches: the lab file's ``[[device]]`` with the board's name names any python-can
   interface (``can = { interface = "socketcan", channel = "can0", bitrate = 500000 }``, see
-  harness/lab.py); ``lab_can_spec()`` is the hook.
+  harness/config/labs.py); ``lab_can_spec()`` is the hook.
 
 Frames cross as tuples ``(id, extended, remote, dlc, data)`` on both sides (hil_can.Frame.t()).
 """
@@ -43,9 +43,9 @@ SENTINEL_SEND = "bus.send(0x1EEEEEEE, b'END', ext=True)"
 
 def lab_can_spec(board_name: str):
     """Hook for real benches: the CAN interface of the lab device named like the board
-    (harness/lab.py CanSpec: interface, channel, bitrate), or None."""
+    (harness/config/labs.py CanSpec: interface, channel, bitrate), or None."""
     try:
-        from harness.lab import find_labs
+        from harness.config.labs import find_labs
     except ImportError:
         return None
     try:

@@ -8,7 +8,7 @@ import errno
 import pytest
 from hilcan_host import SENTINEL, SENTINEL_CAN_ID, to_tuple
 
-from harness.repl import BoardException
+from harness.io.repl import BoardException
 
 pytestmark = pytest.mark.requires("can")
 

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 from harness.board import FirmwareExit
-from harness.repl import BoardException, ExecTimeout
+from harness.io.repl import BoardException, ExecTimeout
 
 
 def test_banner_names_micropython_and_version(board):

@@ -12,7 +12,7 @@ import pexpect
 from pexpect.spawnbase import SpawnBase
 
 from harness.errors import ConsoleTimeout
-from harness.transport import Transport
+from harness.io.transport import Transport
 
 TAIL_BYTES = 2048
 

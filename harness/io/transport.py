@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 import serial
 
+from harness.config.ports import PortRef, parse_port
 from harness.errors import BoardDied, InfrastructureError
+from harness.io.opener import register
 
 
 class Transport(ABC):
@@ -72,7 +74,7 @@ class SerialTransport(Transport):
         super().__init__(**pacing)
         self.name = url
         kwargs = {"baudrate": baudrate, "timeout": 0}
-        if "://" not in url:
+        if parse_port(url).scheme == "device":
             kwargs["exclusive"] = exclusive  # an OS-level lock, so two harnesses can't share a port
         try:
             self.port = serial.serial_for_url(url, **kwargs)
@@ -149,3 +151,10 @@ class FdTransport(Transport):
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _open_serial(ref: PortRef, baudrate: int, *, reconnect_timeout: float = 0.0, **pacing) -> SerialTransport:
+    return SerialTransport(ref.text, baudrate, **pacing)  # pyserial opens device paths and socket://
+
+
+register("device", "socket")(_open_serial)

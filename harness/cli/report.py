@@ -14,7 +14,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from harness.errors import HarnessError
-from harness.report import OUTCOMES, CaseResult, board_facts, cell_verdict, matrix, read_cases
+from harness.report.junit import OUTCOMES, CaseResult, board_facts, cell_verdict, matrix, read_cases
 
 out = RichConsole()
 DEFAULT_JUNIT = Path("hil-out/junit.xml")
@@ -74,7 +74,7 @@ def show(
         raise HarnessError(f"{junit}: has no test cases; check that the run collected tests")
     print_matrix(cases)
     if html is not None:
-        from harness.html_report import write_html
+        from harness.report.html import write_html
 
         write_html(junit, html)
         out.print(f"HTML: {html}", highlight=False, soft_wrap=True)
@@ -86,7 +86,7 @@ def merge(
     inputs: Annotated[list[Path], typer.Argument(help="JUnit files to merge (e.g. one per board job)")],
 ) -> None:
     """Merge JUnit files into OUTPUT: one <testsuite> per board, every test case exactly once."""
-    from harness.report import merge_junit
+    from harness.report.junit import merge_junit
 
     if output in inputs:
         raise HarnessError(f"{output}: the output is also an input; write the merge to a new file")

@@ -9,7 +9,7 @@ soft-reset before each test) fixture run once per selected board.
 
 Parallel runs (pytest-xdist ``-n``): unless ``--dist`` is given, tests are scheduled *by board*
 (every test of a board goes to the worker that has it booted), so each worker boots a board once;
-QEMU and process boards are started per worker, serial devices are locked (harness/pool.py).
+QEMU and process boards are started per worker, serial devices are locked (harness/lab/pool.py).
 
 Infrastructure errors (the board died, would not boot, the port vanished) are retried
 ``--hil-retries`` times on a freshly restarted board; test failures never are. A board with
@@ -30,11 +30,10 @@ import pytest
 from _pytest.runner import CallInfo, runtestprotocol
 
 from harness.board import Board
+from harness.config.boards import BoardSpec, load_all, targets_dir
 from harness.errors import ConfigError, HarnessError, InfrastructureError
-from harness.launchers import QemuLauncher
-from harness.pool import BoardPool, DeviceBusy, candidates
-from harness.report import FIRST_ERROR_PROPERTY, INFRA_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY
-from harness.targets import BoardSpec, load_all, targets_dir
+from harness.lab.pool import BoardPool, DeviceBusy, candidates
+from harness.report.junit import FIRST_ERROR_PROPERTY, INFRA_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY
 
 CONSOLE_SECTION = "hil console"
 
@@ -235,18 +234,18 @@ def dut(request: pytest.FixtureRequest, board: Board) -> Board:
 
 def _start_capture(board: Board, item: pytest.Item) -> tuple[str, Path] | None:
     """Per-test pcap of the board's traffic (QEMU filter-dump on its netdev), when it has a network."""
-    launcher = board.launcher
-    if not (isinstance(launcher, QemuLauncher) and launcher.net and board.spec.network.capture):
+    if board.launcher is None:
         return None
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-150:]
     path = board.log_dir / "pcaps" / f"{safe}.pcap"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    return launcher.start_capture(path), path
+    ident = board.launcher.start_capture(path)
+    return (ident, path) if ident else None
 
 
 def _stop_capture(board: Board, item: pytest.Item, ident: str, path: Path) -> None:
-    if isinstance(board.launcher, QemuLauncher) and board.launcher.alive():
+    if board.launcher is not None:
         board.launcher.stop_capture(ident)
     if path.exists():
         item.user_properties.append(("pcap", str(path)))
@@ -439,6 +438,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 def pytest_sessionfinish(session: pytest.Session) -> None:
     xmlpath = getattr(session.config.option, "xmlpath", None)
     if xmlpath and not hasattr(session.config, "workerinput") and Path(xmlpath).exists():
-        from harness.report import finalize_junit
+        from harness.report.junit import finalize_junit
 
         finalize_junit(Path(xmlpath), _consoles)

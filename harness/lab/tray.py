@@ -19,13 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import procs, remote
+from harness import procs
+from harness.config.labs import DeviceSpec, Lab, board_spec, write_target
+from harness.config.ports import parse_port
 from harness.errors import HarnessError
 from harness.flash import FlashError, FlashReport, one_line
-from harness.lab import DeviceSpec, Lab, board_spec, resolve_port, write_target
+from harness.io.labgrid import LabgridPlace
+from harness.io.usb import resolve_port
+from harness.paths import resource
 
-REPO = Path(__file__).resolve().parent.parent.parent
-SMOKE_SUITE = REPO / "suites" / "smoke"
 _BANNER = re.compile(r"MicroPython (v\d+\.\d+\S*|[0-9a-f]{7,}) on \d{4}-\d\d-\d\d")
 
 
@@ -59,8 +61,8 @@ class DeviceResult:
 def device_port(lab: Lab, device: DeviceSpec) -> Iterator[str]:
     """The port to open for the whole run; a labgrid place is held until the block ends."""
     port = resolve_port(device)
-    if remote.is_labgrid(port):
-        with remote.LabgridPlace.from_port(port, lab.coordinator or None) as place:
+    if (ref := parse_port(port)).scheme == "labgrid":
+        with LabgridPlace.from_port(ref, lab.coordinator or None) as place:
             yield place.url
     else:
         yield port
@@ -83,7 +85,7 @@ def open_board(device: DeviceSpec, port: str, log_dir: Path):
 
 def _port_back(device: DeviceSpec, port: str) -> Callable[[], bool]:
     def check() -> bool:
-        if "://" in port:
+        if parse_port(port).is_network:
             return True
         try:
             return os.path.exists(resolve_port(device))
@@ -96,12 +98,11 @@ def _port_back(device: DeviceSpec, port: str) -> Callable[[], bool]:
 def flash_device(device: DeviceSpec, port: str, log_dir: Path, reporter: Reporter, force: bool = False,
                  firmware_py: Path | None = None) -> FlashReport:  # fmt: skip
     """Write firmware (if the flasher has any) then the files, verifying each; soft-reset after."""
-    from harness.board import FIRMWARE_PY
     from harness.flash import esptool, microbit, uf2
     from harness.flash.fs import FsFlasher, load_files
 
     name = device.name
-    firmware_py = firmware_py or FIRMWARE_PY
+    firmware_py = firmware_py or resource("firmware_py")
     report = FlashReport(device=name, method=device.flasher)
     started = time.monotonic()
 
@@ -199,13 +200,14 @@ def run_suite(device: DeviceSpec, port: str, out_dir: Path, suite: Path, timeout
     junit.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(suite), "--targets", str(targets), "--board", device.name,
             "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", f"--hil-logs={out_dir / 'logs'}",
-            f"--rootdir={REPO}"]  # fmt: skip
+            f"--rootdir={resource('suites').parent}"]  # fmt: skip
     env = os.environ.copy()
     if device.can:
         env |= {"HIL_CAN_INTERFACE": device.can.interface, "HIL_CAN_CHANNEL": device.can.channel,
                 "HIL_CAN_BITRATE": str(device.can.bitrate)}  # fmt: skip
     with open(out_dir / f"{device.name}.pytest.log", "wb") as log:
-        proc = procs.spawn(argv, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        root = resource("suites").parent
+        proc = procs.spawn(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -240,7 +242,8 @@ def tally_junit(path: Path, result: DeviceResult) -> None:
 
 
 def smoke_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, flash: bool = True,
-                 suite: Path = SMOKE_SUITE, timeout: float = 600.0, force: bool = False) -> DeviceResult:  # fmt: skip
+                 suite: Path | None = None, timeout: float = 600.0, force: bool = False) -> DeviceResult:  # fmt: skip
+    suite = suite or resource("suites") / "smoke"
     result = DeviceResult(device.name)
     started = time.monotonic()
     try:

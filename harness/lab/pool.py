@@ -31,8 +31,9 @@ from pathlib import Path
 import serial
 
 from harness.board import Board
+from harness.config.boards import BoardSpec, find_board, load_all
+from harness.config.ports import parse_port
 from harness.errors import BootError, ConfigError, HarnessError, InfrastructureError
-from harness.targets import BoardSpec, find_board, load_all
 
 DEFAULT_LOCK_DIR = "/tmp/hil-locks"
 TAG_PREFIX = "tag:"
@@ -48,7 +49,7 @@ def lock_dir() -> Path:
 
 def _lock_name(port: str) -> str:
     """One lock file per device: /dev/serial/by-id/... and the /dev/ttyACM0 it points to share it."""
-    real = port if "://" in port else os.path.realpath(port)
+    real = os.path.realpath(port) if parse_port(port).scheme == "device" else port
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", real).strip("_") + ".lock"
 
 

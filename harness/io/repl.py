@@ -15,8 +15,8 @@ import struct
 
 import pexpect
 
-from harness.console import Console
 from harness.errors import ConsoleTimeout
+from harness.io.console import Console
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "

@@ -18,13 +18,13 @@ import typer
 from rich.console import Console as RichConsole
 from rich.table import Table
 
+from harness.config.boards import find_board, load_board, targets_dir
 from harness.errors import ConfigError, HarnessError
-from harness.targets import find_board, load_board, targets_dir
+from harness.paths import resource
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Hardware-in-the-loop tests for MicroPython boards.")
 out = RichConsole()
 err = RichConsole(stderr=True)
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SUITES = ["suites"]
 
 
@@ -132,29 +132,30 @@ def run(
     Extra arguments go to pytest."""
     import pytest
 
-    from harness.report import tally_by_board
+    from harness.report.junit import tally_by_board
 
     out_dir.mkdir(parents=True, exist_ok=True)
     junit, html = out_dir / "junit.xml", out_dir / "report.html"
     junit.unlink(missing_ok=True)
-    args = [str(REPO / s) if not Path(s).exists() else s for s in (suite or DEFAULT_SUITES)]
+    root = resource("suites").parent
+    args = [str(root / s) if not Path(s).exists() else s for s in (suite or DEFAULT_SUITES)]
     args += [f"--board={b}" for b in board or []]
     html.unlink(missing_ok=True)
     args += [f"--junitxml={junit}", f"--hil-logs={out_dir / 'logs'}"]
-    args += ["-p", "no:cacheprovider", f"--rootdir={REPO}", *ctx.args]
+    args += ["-p", "no:cacheprovider", f"--rootdir={root}", *ctx.args]
     if workers:
         args += ["-n", workers]
     code = int(pytest.main(args))
     if junit.exists():
-        from harness.cli_report import print_matrix
-        from harness.html_report import write_html
-        from harness.report import read_cases
+        from harness.cli.report import print_matrix
+        from harness.report.html import write_html
+        from harness.report.junit import read_cases
 
         _print_verdicts(tally_by_board(junit))
         cases = read_cases(junit)
         if cases:
             print_matrix(cases)
-        write_html(junit, html)  # harness/html_report.py: static, self-contained (replaces pytest-html)
+        write_html(junit, html)  # harness/report/html.py: static, self-contained (replaces pytest-html)
         out.print(f"JUnit: {junit}   HTML: {html}")
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         err.print("error: no tests were collected: check --suite and --board", highlight=False)
@@ -181,7 +182,7 @@ def _register_extensions() -> None:
     """Command groups that live in their own modules (reports, real devices)."""
     import importlib
 
-    for name in ("harness.cli_report", "harness.cli_devices"):
+    for name in ("harness.cli.report", "harness.cli.devices"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -1,10 +1,4 @@
-"""Launchers start a board and hand back a Transport to its console (twister's 'device adapter',
-labgrid's power+console drivers folded into one small object):
-
-- QemuLauncher: a QEMU process whose first serial port is a pty, opened with pyserial;
-- ProcessLauncher: a host process (MicroPython's unix port) on a pty the harness owns,
-  restarted when it exits, as the guest init does on qemu_x86 — that restart is its soft reset;
-- SerialLauncher: a real device's serial port."""
+"""QEMU with the console on serial0 (a pty, or a TCP socket), plus what the target asks for."""
 
 from __future__ import annotations
 
@@ -13,75 +7,37 @@ import re
 import select
 import shutil
 import subprocess
-import sys
-import termios
 import threading
 import time
-import tty
-from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 
 from harness import procs
-from harness.boardnet import BoardNet, free_port, host_net, release, tap_net, user_net
-from harness.canlink import SlcanLink
+from harness.config.boards import BoardSpec
 from harness.errors import BootError, InfrastructureError
-from harness.images import Image
-from harness.qmp import Qmp
-from harness.snapshot import Snapshot
-from harness.targets import BoardSpec
-from harness.transport import FdTransport, SerialTransport, Transport
+from harness.io.transport import SerialTransport, Transport
+from harness.launch.base import LaunchContext, Launcher, _expand, _pacing
+from harness.launch.qemu.qmp import Qmp
+from harness.launch.qemu.snapshot import Snapshot
+from harness.launch.registry import register
+from harness.net.boardnet import BoardNet, free_port, release, tap_net, user_net
+from harness.net.canlink import SlcanLink
 
 _PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label (\w+)\)")
 _QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-x86_64": "qemu-system-x86"}
 
 
-class Launcher(ABC):
-    net: BoardNet | None = None  # how the host reaches the board's network, if it has one
-    can: SlcanLink | None = None  # the board's CAN link, if it has one
-    restored: bool = False  # started from a snapshot rather than booted
-
-    @abstractmethod
-    def start(self) -> Transport: ...
-
-    @abstractmethod
-    def stop(self) -> None: ...
-
-    @abstractmethod
-    def alive(self) -> bool: ...
-
-    def death(self) -> str:
-        """Why the board is gone, for error messages."""
-        return "the board is gone"
-
-    @property
-    def exit_status(self) -> int | None:
-        return None
-
-
-def _pacing(spec: BoardSpec) -> dict:
-    return {"write_chunk": spec.console.write_chunk, "write_gap_ms": spec.console.write_gap_ms}
-
-
-def _expand(args: list[str], values: dict[str, str], spec: BoardSpec) -> list[str]:
-    try:
-        return [a.format(**values) for a in args]
-    except KeyError as exc:
-        raise InfrastructureError(
-            f"{spec.path}: placeholder {{{exc.args[0]}}} in launch arguments is unknown "
-            f"(known: {', '.join('{' + k + '}' for k in sorted(values))})"
-        ) from None
-
-
+@register("qemu")
 class QemuLauncher(Launcher):
     """QEMU with the console on serial0 (a pty, or a TCP socket), plus what the target asks for:
     a network (user-mode or tap), a CAN link on serial1, a QMP socket, snapshot save/restore."""
 
     PORT_RETRIES = 3  # free ports are picked before QEMU binds them: retry the rare collision
+    can_hard_reset = True
+    can_wait_exit = True  # semihosting exit ends QEMU with the firmware's status
 
-    def __init__(self, spec: BoardSpec, image: Image, workdir: Path, log: Callable[[str], None] = print) -> None:
-        self.spec, self.image, self.workdir, self.log = spec, image, workdir, log
+    def __init__(self, spec: BoardSpec, ctx: LaunchContext) -> None:
+        self.spec, self.image, self.workdir, self.log = spec, ctx.image, ctx.workdir, ctx.log
         self.proc: subprocess.Popen | None = None
         self.ptys: dict[str, str] = {}  # QEMU chardev label -> /dev/pts/N
         self.output: deque[bytes] = deque(maxlen=50)  # QEMU's own stdout/stderr lines
@@ -217,7 +173,20 @@ class QemuLauncher(Launcher):
                      f"in {time.monotonic() - started:.2f} s")
 
     # --- per-test packet capture (QEMU's filter-dump on the board's netdev) --------------------
-    def start_capture(self, path: Path) -> str:
+    def at_prompt(self) -> None:
+        if self.wants_snapshot():
+            self.save_snapshot()
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"QEMU still running after {timeout:g} s") from None
+
+    def start_capture(self, path: Path) -> str | None:
+        if not (self.net and self.spec.network.capture):
+            return None
         assert self.qmp and self.net
         self._captures += 1
         ident = f"hilcap{self._captures}"
@@ -290,168 +259,3 @@ class QemuLauncher(Launcher):
             release(self.net)
 
 
-class ProcessLauncher(Launcher):
-    """A host process on a pty. The harness keeps the slave end open so the console survives
-    restarts; a watcher thread restarts the process when it exits (bounded for crash loops)."""
-
-    CRASH_LOOP = 5  # failing exits, each within a second of start, before we call the board dead
-
-    def __init__(self, spec: BoardSpec, workdir: Path, firmware_py: Path) -> None:
-        self.spec, self.workdir, self.firmware_py = spec, workdir, firmware_py
-        self.proc: subprocess.Popen | None = None
-        self.master = self.slave = -1
-        self.stopping = False
-        self.last_status: int | None = None
-        self.quick_exits = 0
-        self._watcher: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _argv(self) -> tuple[list[str], dict[str, str]]:
-        venv_bin = str(Path(sys.executable).parent)
-        values = {"firmware_py": str(self.firmware_py), "workdir": str(self.workdir), "venv_bin": venv_bin}
-        argv = _expand(self.spec.launch.command, values, self.spec)
-        path = venv_bin + os.pathsep + os.environ.get("PATH", "")
-        resolved = shutil.which(argv[0], path=path)
-        if not resolved:
-            raise InfrastructureError(
-                f"{self.spec.path}: launch.command program {argv[0]!r} not found; install it (make setup does)"
-            )
-        env = os.environ | {"PATH": path} | {k: v.format(**values) for k, v in self.spec.launch.env.items()}
-        return [resolved, *argv[1:]], env
-
-    def _spawn(self) -> None:
-        argv, env = self._argv()
-        self.proc = procs.spawn(
-            argv, controlling_tty=True, stdin=self.slave, stdout=self.slave, stderr=self.slave,
-            cwd=self.workdir, env=env,
-        )  # fmt: skip
-        self.spawned_at = time.monotonic()
-
-    def start(self) -> Transport:
-        if self.spec.capabilities.net:
-            self.net = host_net()
-        self.master, self.slave = os.openpty()
-        _uart_like(self.slave)
-        self._spawn()
-        self._watcher = threading.Thread(target=self._watch, daemon=True, name=f"proc-{self.spec.name}")
-        self._watcher.start()
-        return FdTransport(self.master, f"{self.spec.name} (pid {self.proc.pid})", **_pacing(self.spec))
-
-    def _watch(self) -> None:
-        while not self.stopping:
-            proc = self.proc
-            assert proc is not None
-            status = proc.wait()
-            procs.forget(proc)
-            self.last_status = status
-            if self.stopping:
-                return
-            # A clean exit (0) is Ctrl-D, the soft reset; quick failing exits in a row are a crash loop.
-            crashed = status != 0 and time.monotonic() - self.spawned_at < 1.0
-            self.quick_exits = self.quick_exits + 1 if crashed else 0
-            if self.quick_exits >= self.CRASH_LOOP:
-                return  # leave it dead so alive() says so
-            if crashed:
-                time.sleep(0.1)
-            with self._lock:  # stop() must never race a respawn: it would leak the new process
-                if self.stopping:
-                    return
-                self._spawn()
-
-    def alive(self) -> bool:
-        return (self.proc is not None and self.proc.poll() is None) or (
-            self._watcher is not None and self._watcher.is_alive() and not self.stopping
-        )
-
-    @property
-    def exit_status(self) -> int | None:
-        return self.last_status
-
-    def death(self) -> str:
-        return f"process {self.spec.launch.command[0]} kept exiting (last status {self.last_status})"
-
-    def stop(self) -> None:
-        with self._lock:
-            self.stopping = True
-        if self.proc:
-            procs.kill(self.proc, grace=1.0)
-        if self._watcher:
-            self._watcher.join(5)
-        for fd in (self.slave,):
-            if fd >= 0:
-                os.close(fd)
-        self.slave = -1
-
-
-def _uart_like(fd: int) -> None:
-    """Raw like a UART (no echo, no line editing, no \\n -> \\r\\n) but with ISIG kept, so
-    Ctrl-C interrupts running code the way MicroPython's UART REPL does."""
-    tty.setraw(fd)
-    attrs = termios.tcgetattr(fd)
-    attrs[3] |= termios.ISIG
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-class SerialLauncher(Launcher):
-    """A real device's serial port: a device path, ``rfc2217://HOST:PORT`` (reconnects when the TCP
-    link drops), a labgrid place (``labgrid://COORDINATOR/PLACE``: acquired on start, released on
-    stop) or a lab device (``lab:NAME``: found by its USB attributes, see harness/lab.py)."""
-
-    def __init__(self, spec: BoardSpec) -> None:
-        self.spec = spec
-        self.transport: SerialTransport | None = None
-        self.port = spec.launch.port  # what was opened, once resolved
-        self.lease = None  # a held labgrid place
-
-    def start(self) -> Transport:
-        from harness import remote
-
-        port = self.spec.launch.port
-        if port.startswith("lab:"):
-            from harness.lab import resolve_lab_port
-
-            port = resolve_lab_port(port[4:])
-        if remote.is_labgrid(port):
-            self.lease = remote.LabgridPlace.from_port(port)
-            port = self.lease.acquire()
-        self.port = port
-        try:
-            if port.startswith("rfc2217://"):
-                self.transport = remote.Rfc2217Transport(
-                    port, self.spec.console.baudrate, reconnect_timeout=self.spec.console.boot_timeout,
-                    **_pacing(self.spec),
-                )  # fmt: skip
-            else:
-                self.transport = SerialTransport(port, self.spec.console.baudrate, **_pacing(self.spec))
-            # A board left in raw REPL by an earlier session answers no poke: Ctrl-B leaves it
-            # (at the friendly prompt it just reprints the banner).
-            self.transport.write(b"\x02")
-        except BaseException:
-            if self.transport is not None:
-                self.transport.close()
-            self.stop()
-            raise
-        return self.transport
-
-    def alive(self) -> bool:
-        return (self.transport is not None and os.path.exists(self.port)) or "://" in self.port
-
-    def death(self) -> str:
-        return f"serial port {self.port} disappeared (unplugged?)"
-
-    def stop(self) -> None:
-        # the console closes the port; a labgrid place is given back
-        lease, self.lease = self.lease, None
-        if lease is not None:
-            lease.release()
-
-
-def make_launcher(
-    spec: BoardSpec, image: Image, workdir: Path, firmware_py: Path, log: Callable[[str], None] = print
-) -> Launcher:
-    kind = spec.launch.kind
-    if kind == "qemu":
-        return QemuLauncher(spec, image, workdir, log)
-    if kind == "process":
-        return ProcessLauncher(spec, workdir, firmware_py)
-    return SerialLauncher(spec)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import can
 
-from harness.boardnet import free_port
 from harness.errors import InfrastructureError
-from harness.netns import NetNamespace
+from harness.net.boardnet import free_port
+from harness.net.netns import NetNamespace
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from harness.errors import ConfigError
+from harness.paths import resource
 
 KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset", "tap")
 
@@ -293,13 +294,8 @@ def _is_mac(text: str) -> bool:
 
 
 def targets_dir() -> Path:
-    """targets/ next to the project (the repo checkout) unless HIL_TARGETS says otherwise."""
-    import os
-
-    env = os.environ.get("HIL_TARGETS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "targets"
+    """The board files' folder: $HIL_TARGETS, else the project's targets/ (see harness/paths.py)."""
+    return resource("targets")
 
 
 def load_all(directory: Path | None = None) -> dict[str, BoardSpec]:

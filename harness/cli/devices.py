@@ -17,7 +17,8 @@ from rich.console import Console as RichConsole
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.flash.tray import DeviceResult, Reporter
+from harness.config.ports import parse_port
+from harness.lab.tray import DeviceResult, Reporter
 
 
 def _consoles() -> tuple[RichConsole, RichConsole]:
@@ -38,7 +39,8 @@ OutOption = Annotated[Path, typer.Option("--out", help="logs and reports go here
 
 def devices(lab: LabOption = None) -> None:
     """Attached serial ports and the lab entries they match; lab entries with no attached port."""
-    from harness.lab import attached_ports, find_labs
+    from harness.config.labs import find_labs
+    from harness.io.usb import attached_ports
 
     out, _ = _consoles()
     labs = find_labs(lab)
@@ -68,7 +70,7 @@ def devices(lab: LabOption = None) -> None:
 
 
 def _status(device, ports) -> str:
-    if device.port.startswith(("rfc2217://", "labgrid:")):
+    if device.port and parse_port(device.port).scheme != "device":
         return "[cyan]remote[/]"
     if device.port:
         return "[green]attached[/]" if os.path.exists(device.port) else "[yellow]not attached[/]"
@@ -93,8 +95,8 @@ class RichReporter(Reporter):
 
 
 def _run(action_name: str, lab, device, jobs, out_dir, action) -> list[DeviceResult]:
-    from harness.flash.tray import run_tray
-    from harness.lab import find_labs, select_devices
+    from harness.config.labs import find_labs, select_devices
+    from harness.lab.tray import run_tray
 
     out, err = _consoles()
     work = select_devices(find_labs(lab), device)
@@ -147,7 +149,7 @@ def flash(
     out_dir: OutOption = Path("hil-out/devices"),
 ) -> None:
     """Flash a tray of devices in parallel; each write is verified by read-back."""
-    from harness.flash.tray import flash_only
+    from harness.lab.tray import flash_only
 
     out_dir = out_dir.resolve()
     results = _run("flash", lab, device, jobs, out_dir,
@@ -165,10 +167,11 @@ def smoke(
     out_dir: OutOption = Path("hil-out/devices"),
 ) -> None:
     """Flash, reset, check banner and version, run the smoke suite: a verdict per device."""
-    from harness.flash.tray import SMOKE_SUITE, smoke_device
+    from harness.lab.tray import smoke_device
+    from harness.paths import resource
 
     out_dir = out_dir.resolve()
-    chosen = (suite or SMOKE_SUITE).resolve()
+    chosen = (suite or resource("suites") / "smoke").resolve()
     if not chosen.exists():
         from harness.errors import ConfigError
 

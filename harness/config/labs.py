@@ -28,8 +28,7 @@ from typing import Any
 
 import tomli_w
 
-from harness.errors import ConfigError, InfrastructureError
-from harness.targets import (
+from harness.config.boards import (
     BoardSpec,
     Capabilities,
     ConsoleSpec,
@@ -39,6 +38,8 @@ from harness.targets import (
     load_board,
     targets_dir,
 )
+from harness.config.ports import parse_port
+from harness.errors import ConfigError
 
 GENERIC = "generic"
 FLASHERS = ("fs", "esptool", "uf2", "microbit_hex", "none")
@@ -175,27 +176,17 @@ def _usb_id(value: Any, where: str, key: str) -> int:
 
 
 def _check_port(port: str, where: str) -> None:
-    from harness import remote
-
     try:
-        if port.startswith("rfc2217://"):
-            remote.rfc2217_url(port)
-            return
-        if remote.is_labgrid(port):
-            remote.parse_labgrid(port)
-            return
+        ref = parse_port(port)
     except ConfigError as exc:
         raise ConfigError(f"{where}: key 'port': {exc}") from None
-    if not port.startswith("/"):
-        raise ConfigError(
-            f"{where}: key 'port' is {port!r}; use a device path (/dev/ttyACM0), rfc2217://HOST:PORT "
-            f"or labgrid://COORDINATOR/PLACE"
-        )
+    if ref.scheme == "lab":
+        raise ConfigError(f"{where}: key 'port' is {port!r}; a lab device names its own port, not another device")
 
 
 def _spec_overrides(data: Any, cls: type, where: str, key: str) -> dict[str, Any]:
     """Validate a partial [console] / [capabilities] table against the dataclass it overrides."""
-    from harness.targets import _HINTS
+    from harness.config.boards import _HINTS
 
     _want(data, dict, where, key, "a table")
     known = {f.name: f for f in fields(cls)}
@@ -355,8 +346,9 @@ def load_lab(path: Path) -> Lab:
         dev = _device(entry, i, path)
         if any(d.name == dev.name for d in lab.devices):
             raise ConfigError(f"{path}: device name {dev.name!r} is used twice; names must be unique")
-        if dev.port.startswith("labgrid:") and not dev.port.startswith("labgrid://") and lab.coordinator:
-            dev.port = f"labgrid://{lab.coordinator}/{dev.port[len('labgrid:'):]}"
+        ref = parse_port(dev.port) if dev.port else None
+        if ref and ref.scheme == "labgrid" and not ref.coordinator and lab.coordinator:
+            dev.port = ref.with_coordinator(lab.coordinator).text
         lab.devices.append(dev)
     return lab
 
@@ -402,52 +394,6 @@ def select_devices(labs: list[Lab], names: list[str] | None) -> list[tuple[Lab, 
     return chosen
 
 
-# --- ports ------------------------------------------------------------------------------------------
-def attached_ports() -> list[Any]:
-    """Serial ports the OS lists (pyserial's list_ports: USB CDC/UART bridges, on-board UARTs)."""
-    from serial.tools import list_ports
-
-    return list(list_ports.comports())
-
-
-def describe_port(port: Any) -> str:
-    usb = f" {port.vid:04x}:{port.pid:04x}" if port.vid is not None and port.pid is not None else ""
-    serial = f" serial={port.serial_number}" if port.serial_number else ""
-    return f"{port.device}{usb}{serial}"
-
-
-def resolve_port(device: DeviceSpec, ports: list[Any] | None = None) -> str:
-    """The port to open: the explicit one, or the single attached port matching the USB attributes."""
-    if device.port:
-        return device.port
-    assert device.match is not None
-    ports = attached_ports() if ports is None else ports
-    found = [p for p in ports if device.match.matches(p)]
-    if len(found) == 1:
-        return found[0].device
-    usb = [describe_port(p) for p in ports if p.vid is not None]
-    if not found:
-        raise InfrastructureError(
-            f"{device.where}: no attached serial port matches {device.match.describe()} "
-            f"(USB serial ports: {', '.join(usb) or 'none'}); plug it in or fix its 'match'"
-        )
-    raise InfrastructureError(
-        f"{device.where}: {len(found)} ports match {device.match.describe()} "
-        f"({', '.join(p.device for p in found)}); add match.serial or match.location to tell them apart"
-    )
-
-
-def resolve_lab_port(ref: str, directory: Path | None = None) -> str:
-    """``NAME`` or ``LAB/NAME`` (a target's ``port = "lab:NAME"``) -> the port to open."""
-    lab_name, _, name = ref.rpartition("/")
-    labs = find_labs(lab_name or None, directory)
-    ((lab, device),) = select_devices(labs, [name])
-    port = resolve_port(device)
-    if port.startswith("labgrid:") and not port.startswith("labgrid://") and lab.coordinator:
-        port = f"labgrid://{lab.coordinator}/{port[len('labgrid:'):]}"
-    return port
-
-
 def board_spec(device: DeviceSpec, port: str) -> BoardSpec:
     """The board the harness opens for this device: its board type on ``port``, with the device's
     console and capability overrides."""
@@ -482,49 +428,3 @@ def write_target(spec: BoardSpec, directory: Path) -> Path:
     return path
 
 
-# --- a QEMU board as an attached device ---------------------------------------------------------------
-class EmulatedDevice:
-    """A QEMU board playing a device on a serial port (its /dev/pts/N), for the lab tooling without
-    hardware: the harness boots it, then lets go of the port so a lab entry can open it like
-    /dev/ttyACM0. ``unplug()`` kills QEMU, which closes the pty as a pulled cable would."""
-
-    def __init__(self, board: str = "microbit", log_dir: Path | None = None, log=lambda m: None) -> None:
-        self.board_name = board
-        self.log_dir, self.log = log_dir, log
-        self.board = None
-        self.port = ""
-
-    def start(self) -> EmulatedDevice:
-        from harness.board import Board
-        from harness.targets import find_board
-
-        spec = find_board(self.board_name)
-        if spec.launch.kind != "qemu":
-            raise ConfigError(f"{spec.path}: an emulated device must be a QEMU board, not {spec.launch.kind}")
-        self.board = Board(spec, log_dir=self.log_dir, log=self.log)
-        self.board.start()
-        self.port = self.board.launcher.ptys["serial0"]
-        self.board.repl.exit_raw()  # leave it at the friendly prompt, as a freshly plugged board
-        self.board.console.flush_input()
-        self.board.console.transport.close()  # free the port (it is opened exclusively)
-        return self
-
-    def alive(self) -> bool:
-        return self.board is not None and self.board.alive()
-
-    def unplug(self) -> None:
-        from harness import procs
-
-        if self.board is not None and self.board.launcher is not None:
-            procs.kill(self.board.launcher.proc)
-
-    def stop(self) -> None:
-        if self.board is not None:
-            self.board.stop()
-            self.board = None
-
-    def __enter__(self) -> EmulatedDevice:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -5,7 +5,7 @@
   127.0.0.1 (so parallel boards never collide); the board reaches host services at 10.0.2.2,
   which QEMU maps to the host's 127.0.0.1;
 - tap: a real L2 link: the board's tap sits on a bridge inside a namespace the harness made
-  (harness.netns); host-side sockets are created inside that namespace.
+  (harness.net.netns); host-side sockets are created inside that namespace.
 
 Suites use one interface: ``tcp_port(i)`` is a port the board may listen on, ``address(port)``
 where the host connects to reach it, ``listen()`` a host server the board can reach at
@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from harness.netns import NetNamespace
-from harness.targets import NetworkSpec
+from harness.config.boards import NetworkSpec
+from harness.net.netns import NetNamespace
 
 T = TypeVar("T")
 USER_GUEST_IP, USER_HOST_IP = "10.0.2.15", "10.0.2.2"

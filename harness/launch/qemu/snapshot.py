@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from harness.cache import cache_root
-from harness.qmp import Qmp
+from harness.launch.qemu.qmp import Qmp
 
 
 @functools.cache

@@ -10,7 +10,7 @@ import time
 from html import escape
 from pathlib import Path
 
-from harness.report import (
+from harness.report.junit import (
     FIRST_ERROR_PROPERTY,
     OUTCOMES,
     CaseResult,
