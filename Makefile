@@ -14,7 +14,7 @@ APT_PACKAGES := qemu-system-arm qemu-system-x86 gcc-arm-none-eabi picolibc-arm-n
 BOARDS ?= mps2_an385 microbit native qemu_x86
 OUT ?= hil-out
 
-.PHONY: setup apt venv images run tap test unit smoke lint bench clean
+.PHONY: setup apt venv images run tap test unit integration smoke lint bench clean
 
 setup: apt venv
 
@@ -42,9 +42,13 @@ lint: venv
 	$(BIN)/ruff check harness suites tests bench conftest.py firmware_py
 	$(BIN)/lint-imports --no-cache
 
-# The harness's own tests (unit tests plus integration tests that boot real boards).
-unit: images
-	$(BIN)/pytest tests -q -p no:cacheprovider
+# The harness's own tests, in two steps: unit tests (no board, no image, no QEMU: seconds, on a
+# fresh venv) first, then integration tests that build images and boot real boards.
+unit: venv
+	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+
+integration: images
+	$(BIN)/pytest tests/integration -q -p no:cacheprovider
 
 # The main job: every suite (smoke, sockets, can, tls) on every default board; capability-bound
 # cases skip with a reason. Writes $(OUT)/junit.xml and $(OUT)/report.html, prints the verdicts.
@@ -58,7 +62,7 @@ tap: images
 smoke: images
 	$(BIN)/hil run --out $(OUT)/smoke $(addprefix --board ,$(BOARDS)) --suite suites/smoke -q
 
-test: setup lint images unit run tap
+test: setup lint unit images integration run tap
 
 bench: images
 	$(BIN)/python bench/bench_boot_exec.py

@@ -7,6 +7,6 @@ import pytest
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from harness.pytest.plugin import selected_boards
+    from harness.pytest.selection import selected_boards
 
     return "hil boards: " + ", ".join(selected_boards(config))

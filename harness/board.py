@@ -105,7 +105,9 @@ class Board:
     def build(self) -> Image:
         if self.image is None:
             started = time.monotonic()
-            ctx = BuildContext(firmware_py=self.firmware_py, log=lambda m: self.log(f"[{self.name}] {m}"))
+            ctx = BuildContext(
+                firmware_py=self.firmware_py, log=lambda m: self.log(f"[{self.name}] {m}"), target=self.spec.path
+            )
             try:
                 self.image = build_image(self.spec.image.builder, ctx, self.spec.image.options)
             except ConfigError as exc:  # a builder's complaint about [image]: say which file
@@ -262,9 +264,9 @@ class Board:
         finally:
             self.console_note(f"machine exited with status {self.launcher.exit_status}")
         self.restart()
-        if status not in self.spec.launch.ok_exit_codes:
-            raise FirmwareExit(status, f"{self.name}: firmware exited with status {status} "
-                               f"(ok: {self.spec.launch.ok_exit_codes}); {self._tail()}")
+        ok = self.launcher.ok_exit_codes
+        if status not in ok:
+            raise FirmwareExit(status, f"{self.name}: firmware exited with status {status} (ok: {ok}); {self._tail()}")
         return status
 
     def spawn(self, code: str) -> RunningCode:

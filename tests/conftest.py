@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from serial.tools.list_ports_common import ListPortInfo
 
 from harness import procs
 
@@ -60,3 +61,14 @@ def write_target(directory: Path, name: str, body: str) -> Path:
     path = directory / f"{name}.toml"
     path.write_text(f'[board]\nname = "{name}"\n' + body)
     return path
+
+
+def usb_port(device: str, vid: int | None, pid: int | None, serial: str | None = None,
+             location: str | None = None) -> ListPortInfo:  # fmt: skip
+    """pyserial's own port record, filled in as list_ports fills it for a USB CDC device."""
+    info = ListPortInfo(device, skip_link_detection=True)
+    info.vid, info.pid, info.serial_number, info.location = vid, pid, serial, location
+    info.description = "test port"
+    return info
+
+

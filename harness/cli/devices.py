@@ -17,6 +17,7 @@ from rich.console import Console as RichConsole
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.config.labs import board_spec, default_port
 from harness.config.ports import parse_port
 from harness.lab.tray import DeviceResult, Reporter
 
@@ -63,9 +64,11 @@ def devices(lab: LabOption = None) -> None:
     for col in ("device", "lab", "board", "flasher", "identity", "status", "capabilities", "can"):
         table.add_column(col)
     for lb, d in entries:
+        spec = board_spec(d, default_port(lb, d))
+        can = spec.can
         table.add_row(d.name, lb.name, d.board, d.flasher, d.identity(), _status(d, ports),
                       ", ".join(k for k, v in d.capabilities.items() if v is True) or "-",
-                      f"{d.can.interface}:{d.can.channel}" if d.can else "-")  # fmt: skip
+                      f"{can.interface}:{can.channel}" if can.link == "python_can" else "-")  # fmt: skip
     out.print(table)
 
 

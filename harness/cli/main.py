@@ -18,7 +18,7 @@ import typer
 from rich.console import Console as RichConsole
 from rich.table import Table
 
-from harness.config.boards import find_board, load_board, targets_dir
+from harness.config.boards import board_files, find_board, load_board, targets_dir
 from harness.errors import ConfigError, HarnessError
 from harness.paths import resource
 
@@ -35,15 +35,13 @@ def boards() -> None:
     for col in ("board", "launch", "image", "capabilities", "heap", "description"):
         table.add_column(col)
     problems = []
-    for path in sorted(targets_dir().glob("*.toml")):
-        if path.stem.startswith("lab"):
-            continue
+    for path in board_files():
         try:
             spec = load_board(path)
         except ConfigError as exc:
             problems.append(str(exc))
             continue
-        where = spec.launch.machine or spec.launch.port or " ".join(spec.launch.command)
+        where = spec.launch.describe()
         table.add_row(
             spec.name, f"{spec.launch.kind}: {where}", spec.image.builder,
             ", ".join(spec.capabilities.listed()) or "-",

@@ -8,14 +8,23 @@ the file and key."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, ClassVar, Literal
 
+from harness.config.schema import fill
 from harness.errors import ConfigError
 from harness.paths import resource
 
-KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset", "tap")
+KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset", "tap", "firmware_py")
+COMMON_CAN_INTERFACES = ("socketcan", "slcan", "pcan", "kvaser", "gs_usb", "virtual")
+
+Chardev = Literal["pty", "socket"]
+ResetKind = Literal["soft", "none"]
+NetMode = Literal["none", "user", "tap"]
+NicKind = Literal["device", "board"]
+NetConfigure = Literal["kernel", "repl"]
+CanLink = Literal["none", "slcan_serial", "python_can"]
 
 
 @dataclass
@@ -24,20 +33,77 @@ class ImageSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+# --- [launch]: one dataclass per kind, picked by `kind` through LAUNCH_SPECS -----------------------
 @dataclass
-class LaunchSpec:
-    kind: str = "qemu"  # qemu | process | serial
-    # qemu
+class QemuLaunch:
+    """A QEMU machine (harness/launch/qemu)."""
+
+    kind: Literal["qemu"] = "qemu"
+    physical: ClassVar[bool] = False  # started afresh per holder; not a device on a bench
     binary: str = "qemu-system-arm"
     machine: str = ""
     args: list[str] = field(default_factory=list)  # may use {kernel} {initrd} {hex} {firmware_py}
-    # process
-    command: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    # serial
-    port: str = ""
     # how a board exit status maps to a verdict (semihosting exit codes)
     ok_exit_codes: list[int] = field(default_factory=lambda: [0])
+
+    def check(self, where: str) -> None:
+        if not self.machine:
+            raise ConfigError(f"{where}: key 'launch.machine' is required for a QEMU board (e.g. \"mps2-an385\")")
+
+    def describe(self) -> str:
+        return self.machine
+
+
+@dataclass
+class ProcessLaunch:
+    """A host process on a pty (harness/launch/process.py), e.g. MicroPython's unix port."""
+
+    kind: Literal["process"] = "process"
+    physical: ClassVar[bool] = False
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def check(self, where: str) -> None:
+        if not self.command:
+            raise ConfigError(
+                f"{where}: key 'launch.command' is required for a process board (e.g. [\"micropython\"])"
+            )
+
+    def describe(self) -> str:
+        return " ".join(self.command)
+
+
+@dataclass
+class SerialLaunch:
+    """A real device's serial port (harness/launch/serial.py); any form harness/config/ports.py parses."""
+
+    kind: Literal["serial"] = "serial"
+    physical: ClassVar[bool] = True  # one device: one holder at a time (harness/lab/pool.py locks it)
+    port: str = ""
+
+    def check(self, where: str) -> None:
+        if not self.port:
+            raise ConfigError(f"{where}: key 'launch.port' is required for a serial board (e.g. \"/dev/ttyACM0\")")
+
+    def describe(self) -> str:
+        return self.port
+
+
+LaunchSpec = QemuLaunch | ProcessLaunch | SerialLaunch
+LAUNCH_SPECS: dict[str, type[QemuLaunch] | type[ProcessLaunch] | type[SerialLaunch]] = {
+    "qemu": QemuLaunch, "process": ProcessLaunch, "serial": SerialLaunch,
+}  # fmt: skip
+LAUNCH_KINDS = tuple(LAUNCH_SPECS)
+
+
+def load_launch(data: Any, where: str) -> LaunchSpec:
+    """The [launch] table: its ``kind`` (default qemu) picks the dataclass that checks the rest."""
+    kind = data.get("kind", "qemu") if isinstance(data, dict) else "qemu"
+    if kind not in LAUNCH_SPECS:
+        raise ConfigError(f"{where}: key 'launch.kind' is {kind!r}; use one of {', '.join(LAUNCH_KINDS)}")
+    launch = fill(LAUNCH_SPECS[kind], data, where, "launch.")
+    launch.check(where)
+    return launch
 
 
 @dataclass
@@ -45,14 +111,14 @@ class ConsoleSpec:
     # QEMU boards: "pty" (QEMU's pty, opened with pyserial exactly like /dev/ttyACM0) or "socket"
     # (a TCP chardev through pyserial's socket:// handler: QEMU polls a pty for a reader only once
     # a second, so input lags up to 1 s after boot or restore; a socket is accepted at once).
-    chardev: str = "pty"
+    chardev: Chardev = "pty"
     baudrate: int = 115200
     write_chunk: int = 0  # bytes per paced write; 0 = unpaced
     write_gap_ms: float = 0.0  # pause after each paced chunk (UARTs without flow control)
     boot_timeout: float = 20.0
     exec_timeout: float = 10.0
     raw_paste: bool = True  # try raw-paste mode (flow controlled) before plain raw REPL
-    reset: str = "soft"  # soft (Ctrl-D) | none: what happens between tests
+    reset: ResetKind = "soft"  # soft (Ctrl-D) | none: what happens between tests
 
 
 @dataclass
@@ -61,15 +127,15 @@ class NetworkSpec:
     host ports on 127.0.0.1. tap: a real L2 link, the board's tap on a bridge inside a network
     namespace the harness creates (boards with the same segment share it)."""
 
-    mode: str = "none"  # none | user | tap
+    mode: NetMode = "none"
     device: str = "virtio-net-pci"
     # device: a NIC QEMU adds (-device DEVICE); board: the machine's own NIC (-net nic,model=DEVICE),
     # e.g. the LAN9118 soldered onto mps2-an385
-    nic: str = "device"
+    nic: NicKind = "device"
     mac: str = ""  # the NIC's MAC (boards on one tap segment get consecutive ones); "" = QEMU's
     # how the board learns its address: kernel (hil.ip= on a Linux command line), or repl (the
     # harness calls hil_net.up() once the firmware's REPL answers: DHCP on user, static on tap)
-    configure: str = "kernel"
+    configure: NetConfigure = "kernel"
 
     @property
     def on_kernel_cmdline(self) -> bool:
@@ -84,14 +150,39 @@ class NetworkSpec:
 
 @dataclass
 class CanSpec:
-    """A CAN link: the guest's second serial port carries slcan; the host speaks python-can
-    slcan to it over socket:// (QEMU maps that serial port to a TCP server on 127.0.0.1)."""
+    """The board's CAN link and how the host reaches it.
 
-    link: str = "none"  # none | slcan_serial
-    bitrate: int = 500000
+    slcan_serial (QEMU boards): the guest's second serial port carries slcan; the host speaks
+    python-can slcan to it over socket:// (QEMU maps that serial port to a TCP server on 127.0.0.1).
+    python_can (real boards, e.g. a lab device's ``can = {...}``): the host opens python-can
+    ``interface`` on ``channel``; a ``bitrate`` is given to both ends."""
+
+    link: CanLink = "none"
+    bitrate: int = 0  # 0: the link's default (slcan_serial: 500000; python_can: the interface's own)
     # Linux guests learn about the link from hil.can=1 on the kernel command line; boards without
     # a kernel (mps2_an385: an SLCAN speaker in firmware on UART1) set this to false.
     kernel_params: bool = True
+    interface: str = ""  # python_can: a python-can interface ("socketcan", "slcan", "pcan", ...)
+    channel: str = ""  # python_can: its channel ("can0", "/dev/serial/by-id/...", ...)
+
+    SLCAN_BITRATE: ClassVar[int] = 500000
+
+    def check(self, where: str) -> None:
+        if self.link != "python_can":
+            return
+        for key, example in (("interface", "socketcan"), ("channel", "can0")):
+            if not getattr(self, key):
+                raise ConfigError(f"{where}: key 'can.{key}' is required for link python_can "
+                                  f"(a python-can {key}, e.g. \"{example}\")")  # fmt: skip
+        try:
+            from can.interfaces import VALID_INTERFACES
+        except ImportError:  # python-can missing: checked when used
+            return
+        if self.interface not in VALID_INTERFACES:
+            raise ConfigError(
+                f"{where}: key 'can.interface' is {self.interface!r}; use a python-can interface "
+                f"(e.g. {', '.join(i for i in COMMON_CAN_INTERFACES if i in VALID_INTERFACES)})"
+            )
 
 
 @dataclass
@@ -113,6 +204,9 @@ class Capabilities:
     asm_thumb: bool = False
     soft_reset: bool = True
     tap: bool = False  # a real L2 link the host can inject packets into (network.mode = "tap")
+    # the project's firmware_py/ modules are on the board (built in, or copied by the flasher);
+    # false for stock firmware run as it ships (a prebuilt image)
+    firmware_py: bool = True
     heap_kb: int = 0
 
     def has(self, name: str) -> bool:
@@ -129,60 +223,14 @@ class BoardSpec:
     description: str = ""
     arch: str = ""
     default: bool = True  # part of `make run`'s default set
+    tags: list[str] = field(default_factory=list)  # extra names `--board tag:NAME` selects it by
     image: ImageSpec = field(default_factory=ImageSpec)
-    launch: LaunchSpec = field(default_factory=LaunchSpec)
+    launch: LaunchSpec = field(default_factory=QemuLaunch)
     console: ConsoleSpec = field(default_factory=ConsoleSpec)
     capabilities: Capabilities = field(default_factory=Capabilities)
     network: NetworkSpec = field(default_factory=NetworkSpec)
     can: CanSpec = field(default_factory=CanSpec)
     snapshot: SnapshotSpec = field(default_factory=SnapshotSpec)
-
-
-LAUNCH_KINDS = ("qemu", "process", "serial")
-RESET_KINDS = ("soft", "none")
-
-
-def _type_ok(value: Any, annotation: Any) -> bool:
-    origin = get_origin(annotation) or annotation
-    if isinstance(annotation, str):  # postponed annotations: resolve the few we use
-        annotation = {"str": str, "int": int, "float": float, "bool": bool}.get(annotation, annotation)
-        origin = annotation
-    if origin is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if origin is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if origin is list:
-        (item,) = get_args(annotation) or (Any,)
-        return isinstance(value, list) and all(item is Any or isinstance(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if origin is Any:
-        return True
-    return isinstance(value, origin)
-
-
-_HINTS = {
-    "str": str, "int": int, "float": float, "bool": bool,
-    "list[str]": list[str], "list[int]": list[int],
-    "dict[str, str]": dict[str, str], "dict[str, Any]": dict[str, Any],
-}
-
-
-def _fill(cls: type, data: dict, where: str, path: Path) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(
-                f"{path}: unknown key '{where}{key}' (known: {', '.join(sorted(known))}); remove or rename it"
-            )
-        hint = _HINTS.get(str(known[key].type), known[key].type)
-        if not _type_ok(value, hint):
-            raise ConfigError(
-                f"{path}: key '{where}{key}' must be {known[key].type}, got {type(value).__name__} {value!r}"
-            )
-        kwargs[key] = value
-    return cls(**kwargs)
 
 
 def load_board(path: Path) -> BoardSpec:
@@ -212,20 +260,22 @@ def load_board(path: Path) -> BoardSpec:
     builder = image_raw.pop("builder", "none")
     if not isinstance(builder, str):
         raise ConfigError(f"{path}: key 'image.builder' must be a string")
-    table = _fill(_BoardTable, board, "board.", path)
+    where = str(path)
+    table = fill(_BoardTable, board, where, "board.")
     spec = BoardSpec(
         name=name,
         path=path,
         description=table.description,
         arch=table.arch,
         default=table.default,
+        tags=table.tags,
         image=ImageSpec(builder=builder, options=image_raw),
-        launch=_fill(LaunchSpec, raw.get("launch", {}), "launch.", path),
-        console=_fill(ConsoleSpec, raw.get("console", {}), "console.", path),
-        capabilities=_fill(Capabilities, raw.get("capabilities", {}), "capabilities.", path),
-        network=_fill(NetworkSpec, raw.get("network", {}), "network.", path),
-        can=_fill(CanSpec, raw.get("can", {}), "can.", path),
-        snapshot=_fill(SnapshotSpec, raw.get("snapshot", {}), "snapshot.", path),
+        launch=load_launch(raw.get("launch", {}), where),
+        console=fill(ConsoleSpec, raw.get("console", {}), where, "console."),
+        capabilities=fill(Capabilities, raw.get("capabilities", {}), where, "capabilities."),
+        network=fill(NetworkSpec, raw.get("network", {}), where, "network."),
+        can=fill(CanSpec, raw.get("can", {}), where, "can."),
+        snapshot=fill(SnapshotSpec, raw.get("snapshot", {}), where, "snapshot."),
     )
     _check_values(spec)
     return spec
@@ -237,6 +287,7 @@ class _BoardTable:  # the [board] table's keys
     description: str = ""
     arch: str = ""
     default: bool = True
+    tags: list[str] = field(default_factory=list)
 
 
 def _check_values(spec: BoardSpec) -> None:
@@ -247,45 +298,35 @@ def _check_values(spec: BoardSpec) -> None:
         raise ConfigError(
             f"{p}: key 'image.builder' is {spec.image.builder!r}; use one of {', '.join(sorted(BUILDERS))}"
         )
-    if launch.kind not in LAUNCH_KINDS:
-        raise ConfigError(f"{p}: key 'launch.kind' is {launch.kind!r}; use one of {', '.join(LAUNCH_KINDS)}")
-    if launch.kind == "qemu" and not launch.machine:
-        raise ConfigError(f"{p}: key 'launch.machine' is required for a QEMU board (e.g. \"mps2-an385\")")
-    if launch.kind == "process" and not launch.command:
-        raise ConfigError(f"{p}: key 'launch.command' is required for a process board (e.g. [\"micropython\"])")
-    if launch.kind == "serial" and not launch.port:
-        raise ConfigError(f"{p}: key 'launch.port' is required for a serial board (e.g. \"/dev/ttyACM0\")")
-    if spec.console.chardev not in ("pty", "socket"):
-        raise ConfigError(f"{p}: key 'console.chardev' is {spec.console.chardev!r}; use \"pty\" or \"socket\"")
-    if spec.network.mode not in ("none", "user", "tap"):
-        raise ConfigError(f"{p}: key 'network.mode' is {spec.network.mode!r}; use none, user or tap")
     net = spec.network
-    if net.nic not in ("device", "board"):
-        raise ConfigError(f"{p}: key 'network.nic' is {net.nic!r}; use \"device\" or \"board\"")
-    if net.configure not in ("kernel", "repl"):
-        raise ConfigError(f"{p}: key 'network.configure' is {net.configure!r}; use \"kernel\" or \"repl\"")
     if net.mac and not _is_mac(net.mac):
         raise ConfigError(f"{p}: key 'network.mac' is {net.mac!r}; write six hex bytes, e.g. \"52:54:00:12:34:56\"")
-    if spec.can.link not in ("none", "slcan_serial"):
-        raise ConfigError(f"{p}: key 'can.link' is {spec.can.link!r}; use none or slcan_serial")
-    uses_qemu_features = spec.network.mode != "none" or spec.can.link != "none" or spec.snapshot.enabled
-    if uses_qemu_features and launch.kind != "qemu":
-        raise ConfigError(f"{p}: [network], [can] and [snapshot] need launch.kind = \"qemu\"")
-    needs_cmdline = net.on_kernel_cmdline or (spec.can.link != "none" and spec.can.kernel_params)
-    if needs_cmdline and "-append" not in launch.args:
+    for tag in spec.tags:
+        if not tag or tag.startswith("tag:"):
+            raise ConfigError(f"{p}: key 'board.tags' has {tag!r}; write tag names without 'tag:'")
+    check_board(spec, str(p))
+    needs_cmdline = net.on_kernel_cmdline or (spec.can.link == "slcan_serial" and spec.can.kernel_params)
+    if needs_cmdline and launch.kind == "qemu" and "-append" not in launch.args:  # check_board: only QEMU
         raise ConfigError(
             f"{p}: [network]/[can] pass settings on the kernel command line: add \"-append\" to launch.args"
         )
     for port in spec.network.forward_tcp + spec.network.forward_udp:
         if not 0 < port < 65536:
             raise ConfigError(f"{p}: port {port} in network.forward_* is not a TCP/UDP port")
-    if spec.console.reset not in RESET_KINDS:
-        raise ConfigError(f"{p}: key 'console.reset' is {spec.console.reset!r}; use one of {', '.join(RESET_KINDS)}")
+
+
+def check_board(spec: BoardSpec, where: str) -> None:
+    """What a board must satisfy beyond each key's type, whether it came from a board file or a lab
+    device's overrides (labs.py): ``where`` says which, for the one-line error."""
+    uses_qemu_features = spec.network.mode != "none" or spec.can.link == "slcan_serial" or spec.snapshot.enabled
+    if uses_qemu_features and spec.launch.kind != "qemu":
+        raise ConfigError(f"{where}: [network], [can] link slcan_serial and [snapshot] need launch.kind = \"qemu\"")
+    spec.can.check(where)
     for key in ("boot_timeout", "exec_timeout"):
         if getattr(spec.console, key) <= 0:
-            raise ConfigError(f"{p}: key 'console.{key}' must be > 0 seconds")
+            raise ConfigError(f"{where}: key 'console.{key}' must be > 0 seconds")
     if spec.console.write_chunk < 0 or spec.console.write_gap_ms < 0:
-        raise ConfigError(f"{p}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
+        raise ConfigError(f"{where}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
 
 
 def _is_mac(text: str) -> bool:
@@ -298,15 +339,24 @@ def targets_dir() -> Path:
     return resource("targets")
 
 
+def is_lab_file(path: Path) -> bool:
+    """targets/ holds board files and lab files; lab files are the ones named lab*.toml."""
+    return path.name.startswith("lab")
+
+
+def board_files(directory: Path | None = None) -> list[Path]:
+    return [p for p in sorted((directory or targets_dir()).glob("*.toml")) if not is_lab_file(p)]
+
+
 def load_all(directory: Path | None = None) -> dict[str, BoardSpec]:
-    directory = directory or targets_dir()
-    return {p.stem: load_board(p) for p in sorted(directory.glob("*.toml")) if not p.stem.startswith("lab")}
+    return {p.stem: load_board(p) for p in board_files(directory)}
 
 
 def find_board(name: str, directory: Path | None = None) -> BoardSpec:
     directory = directory or targets_dir()
     path = directory / f"{name}.toml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml"))) or "none"
-        raise ConfigError(f"no board named {name!r}: {path} does not exist (known boards: {known})")
+    if not path.exists() or is_lab_file(path):
+        known = ", ".join(p.stem for p in board_files(directory)) or "none"
+        what = "is a lab file, not a board" if path.exists() else "does not exist"
+        raise ConfigError(f"no board named {name!r}: {path} {what} (known boards: {known})")
     return load_board(path)

@@ -4,8 +4,11 @@ A device is identified by what does not change when it is replugged — USB vend
 serial number, USB location (the physical socket) — never by /dev/ttyACMn, which the kernel
 hands out in plug order. Remote devices name their port instead: rfc2217://HOST:PORT (ser2net on
 a lab host) or a labgrid place. Each device has a board type (a target in targets/ whose
-[launch].kind is "serial", or "generic": any MicroPython on a serial port), a flasher, its
-capabilities and, optionally, a CAN interface (python-can interface + channel):
+[launch].kind is "serial", or "generic": any MicroPython on a serial port) and what is lab-only
+(how it is found, how it is flashed). Everything else is an override of its board type's spec
+(harness/config/boards.py), checked by the same schema: ``tags``, ``console``, ``capabilities``
+and ``can`` (a python-can interface + channel: the board's [can] with link "python_can").
+``board_spec(device, port)`` is the BoardSpec the harness opens:
 
     [lab]
     name = "bench-1"
@@ -20,25 +23,28 @@ Every mistake is a one-line ConfigError naming the file, the device and the key.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from harness.config.boards import (
     BoardSpec,
+    CanSpec,
     Capabilities,
     ConsoleSpec,
     ImageSpec,
-    LaunchSpec,
-    _type_ok,
+    SerialLaunch,
+    board_files,
+    check_board,
+    is_lab_file,
     load_board,
     targets_dir,
 )
 from harness.config.ports import parse_port
+from harness.config.schema import check_table, unknown_key, want
 from harness.errors import ConfigError
 
 GENERIC = "generic"
@@ -50,12 +56,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 _LAB_KEYS = ("name", "description", "coordinator")
 _DEVICE_KEYS = (
     "name", "description", "board", "match", "port", "flasher", "firmware", "files", "chunk",
-    "capabilities", "console", "can", "expect_version", "esptool", "drive",
+    "capabilities", "console", "can", "tags", "expect_version", "esptool", "drive",
 )  # fmt: skip
 _MATCH_KEYS = ("vid", "pid", "serial", "location")
 _CAN_KEYS = ("interface", "channel", "bitrate")
 _ESPTOOL_KEYS = ("chip", "offset", "baud", "erase")
-_COMMON_CAN = ("socketcan", "slcan", "pcan", "kvaser", "gs_usb", "virtual")
 
 
 @dataclass
@@ -95,14 +100,10 @@ class UsbMatch:
 
 
 @dataclass
-class CanSpec:
-    interface: str
-    channel: str
-    bitrate: int = 0
-
-
-@dataclass
 class DeviceSpec:
+    """A lab device: what is lab-only (how it is found and flashed), plus overrides of its board
+    type's spec; ``board_spec(device, port)`` is the board they make."""
+
     name: str
     lab_path: Path
     description: str = ""
@@ -113,13 +114,15 @@ class DeviceSpec:
     firmware: Path | None = None  # image for esptool / uf2 / microbit_hex (resolved against the lab file)
     files: list[str] = field(default_factory=lambda: list(DEFAULT_FILES))  # firmware_py files to copy
     chunk: int = 0  # bytes per raw-REPL write when copying files; 0: from the board's heap
-    capabilities: dict[str, Any] = field(default_factory=dict)
-    console: dict[str, Any] = field(default_factory=dict)
-    can: CanSpec | None = None
     expect_version: str = ""  # e.g. "1.25" or "1.25.0": the board must report this version
     esptool: dict[str, Any] = field(default_factory=dict)
     drive: str = ""  # mount point of the UF2 / MICROBIT drive (default: look for it in /proc/mounts)
-    board_spec: BoardSpec | None = None  # the board type, loaded
+    # overrides of the board type's spec (checked keys of its tables), applied by board_spec()
+    tags: list[str] = field(default_factory=list)  # added to the board type's tags
+    capabilities: dict[str, Any] = field(default_factory=dict)  # [capabilities] keys
+    console: dict[str, Any] = field(default_factory=dict)  # [console] keys
+    can: dict[str, Any] = field(default_factory=dict)  # [can] interface/channel/bitrate (link python_can)
+    base: BoardSpec | None = None  # the board type, loaded
 
     @property
     def where(self) -> str:
@@ -146,21 +149,10 @@ class Lab:
 
 
 # --- loading ---------------------------------------------------------------------------------------
-def _unknown(where: str, key: str, known: tuple[str, ...] | list[str]) -> ConfigError:
-    return ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(known))}); remove or rename it")
-
-
 def _check_keys(data: dict, known: tuple[str, ...], where: str, prefix: str = "") -> None:
     for key in data:
         if key not in known:
-            raise _unknown(where, prefix + key, known)
-
-
-def _want(value: Any, kind: type | tuple, where: str, key: str, what: str) -> Any:
-    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, (int, str)))
-    if not ok:
-        raise ConfigError(f"{where}: key '{key}' must be {what}, got {type(value).__name__} {value!r}")
-    return value
+            raise unknown_key(where, prefix + key, known)
 
 
 def _usb_id(value: Any, where: str, key: str) -> int:
@@ -184,35 +176,18 @@ def _check_port(port: str, where: str) -> None:
         raise ConfigError(f"{where}: key 'port' is {port!r}; a lab device names its own port, not another device")
 
 
-def _spec_overrides(data: Any, cls: type, where: str, key: str) -> dict[str, Any]:
-    """Validate a partial [console] / [capabilities] table against the dataclass it overrides."""
-    from harness.config.boards import _HINTS
-
-    _want(data, dict, where, key, "a table")
-    known = {f.name: f for f in fields(cls)}
-    for name, value in data.items():
-        if name not in known:
-            raise _unknown(where, f"{key}.{name}", list(known))
-        hint = _HINTS.get(str(known[name].type), known[name].type)
-        if not _type_ok(value, hint):
-            raise ConfigError(
-                f"{where}: key '{key}.{name}' must be {known[name].type}, got {type(value).__name__} {value!r}"
-            )
-    return dict(data)
-
-
 def _board(name: str, lab_path: Path, where: str) -> BoardSpec:
     if name == GENERIC:
         return generic_board()
     path = lab_path.parent / f"{name}.toml"
-    if name.startswith("lab") or not path.exists():
-        known = sorted(p.stem for p in lab_path.parent.glob("*.toml") if not p.stem.startswith("lab"))
+    if is_lab_file(path) or not path.exists():
+        known = [p.stem for p in board_files(lab_path.parent)]
         raise ConfigError(
             f"{where}: key 'board' is {name!r} but there is no {path}; use \"{GENERIC}\" or a serial target "
             f"(targets here: {', '.join(known) or 'none'})"
         )
     spec = load_board(path)
-    if spec.launch.kind != "serial":
+    if not spec.launch.physical:
         raise ConfigError(
             f"{where}: key 'board' is {name!r}, a {spec.launch.kind} board; use \"{GENERIC}\" or a target "
             f"whose [launch].kind is \"serial\""
@@ -224,7 +199,7 @@ def generic_board() -> BoardSpec:
     """Any MicroPython on a serial port: default console settings, no capabilities assumed."""
     return BoardSpec(
         name=GENERIC, path=Path("<generic>"), description="serial MicroPython device", default=False,
-        image=ImageSpec(builder="none"), launch=LaunchSpec(kind="serial", port="/dev/null"),
+        image=ImageSpec(builder="none"), launch=SerialLaunch(port="/dev/null"),
     )  # fmt: skip
 
 
@@ -235,30 +210,30 @@ def _device(raw: Any, index: int, lab_path: Path) -> DeviceSpec:
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"{where}: key 'name' must be a name of letters, digits, '_', '.', '-' (got {name!r})")
-    if name.startswith("lab"):
+    if is_lab_file(Path(name)):
         raise ConfigError(f"{where}: key 'name' is {name!r}; names starting with 'lab' are lab files, pick another")
     where = f"{lab_path}: device '{name}'"
     _check_keys(raw, _DEVICE_KEYS, where)
     dev = DeviceSpec(name=name, lab_path=lab_path)
-    dev.description = _want(raw.get("description", ""), str, where, "description", "a string")
-    dev.board = _want(raw.get("board", GENERIC), str, where, "board", "a target name or \"generic\"")
+    dev.description = want(raw.get("description", ""), str, where, "description", "a string")
+    dev.board = want(raw.get("board", GENERIC), str, where, "board", "a target name or \"generic\"")
 
     if "match" in raw and "port" in raw:
         raise ConfigError(f"{where}: has both 'match' and 'port'; use match for USB devices, port for remote ones")
     if "match" in raw:
-        m = _want(raw["match"], dict, where, "match", "a table like { vid = \"2e8a\", pid = \"0005\" }")
+        m = want(raw["match"], dict, where, "match", "a table like { vid = \"2e8a\", pid = \"0005\" }")
         _check_keys(m, _MATCH_KEYS, where, "match.")
         if not m:
             raise ConfigError(f"{where}: key 'match' is empty; give vid/pid and serial or location")
         dev.match = UsbMatch(
             vid=_usb_id(m["vid"], where, "match.vid") if "vid" in m else None,
             pid=_usb_id(m["pid"], where, "match.pid") if "pid" in m else None,
-            serial=_want(m["serial"], str, where, "match.serial", "a string") if "serial" in m else None,
-            location=_want(m["location"], str, where, "match.location", "a string like \"1-1.4\"")
+            serial=want(m["serial"], str, where, "match.serial", "a string") if "serial" in m else None,
+            location=want(m["location"], str, where, "match.location", "a string like \"1-1.4\"")
             if "location" in m else None,
         )  # fmt: skip
     elif "port" in raw:
-        dev.port = _want(raw["port"], str, where, "port", "a string")
+        dev.port = want(raw["port"], str, where, "port", "a string")
         _check_port(dev.port, where)
     else:
         raise ConfigError(
@@ -266,11 +241,11 @@ def _device(raw: Any, index: int, lab_path: Path) -> DeviceSpec:
             f"or 'port' (rfc2217://HOST:PORT, labgrid://COORDINATOR/PLACE, /dev/...)"
         )
 
-    dev.flasher = _want(raw.get("flasher", "fs"), str, where, "flasher", "a string")
+    dev.flasher = want(raw.get("flasher", "fs"), str, where, "flasher", "a string")
     if dev.flasher not in FLASHERS:
         raise ConfigError(f"{where}: key 'flasher' is {dev.flasher!r}; use one of {', '.join(FLASHERS)}")
     if "firmware" in raw:
-        dev.firmware = (lab_path.parent / _want(raw["firmware"], str, where, "firmware", "a file path")).resolve()
+        dev.firmware = (lab_path.parent / want(raw["firmware"], str, where, "firmware", "a file path")).resolve()
     if dev.flasher in FIRMWARE_FLASHERS and dev.firmware is None:
         raise ConfigError(f"{where}: flasher '{dev.flasher}' needs key 'firmware' (the image file to write)")
     files = raw.get("files", [] if dev.flasher == "none" else list(DEFAULT_FILES))
@@ -279,42 +254,30 @@ def _device(raw: Any, index: int, lab_path: Path) -> DeviceSpec:
     dev.files = files
     if dev.flasher == "fs" and not files:
         raise ConfigError(f"{where}: flasher 'fs' copies 'files', but the list is empty; add files or use \"none\"")
-    dev.chunk = _want(raw.get("chunk", 0), int, where, "chunk", "an integer (bytes)")
+    dev.chunk = want(raw.get("chunk", 0), int, where, "chunk", "an integer (bytes)")
     if dev.chunk and not MIN_CHUNK <= dev.chunk <= MAX_CHUNK:
         raise ConfigError(f"{where}: key 'chunk' is {dev.chunk}; use {MIN_CHUNK}..{MAX_CHUNK} bytes (or 0: auto)")
-    dev.capabilities = _spec_overrides(raw.get("capabilities", {}), Capabilities, where, "capabilities")
-    dev.console = _spec_overrides(raw.get("console", {}), ConsoleSpec, where, "console")
-    dev.expect_version = _want(raw.get("expect_version", ""), str, where, "expect_version", "a string like \"1.25\"")
-    dev.drive = _want(raw.get("drive", ""), str, where, "drive", "a mount point path")
+    dev.capabilities = check_table(Capabilities, raw.get("capabilities", {}), where, "capabilities.")
+    dev.console = check_table(ConsoleSpec, raw.get("console", {}), where, "console.")
+    tags = raw.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and _NAME.match(t) for t in tags):
+        raise ConfigError(f"{where}: key 'tags' must be a list of names, e.g. [\"esp32\", \"wifi\"] (got {tags!r})")
+    dev.tags = tags
+    dev.expect_version = want(raw.get("expect_version", ""), str, where, "expect_version", "a string like \"1.25\"")
+    dev.drive = want(raw.get("drive", ""), str, where, "drive", "a mount point path")
     if "can" in raw:
-        c = _want(raw["can"], dict, where, "can", "a table like { interface = \"socketcan\", channel = \"can0\" }")
-        _check_keys(c, _CAN_KEYS, where, "can.")
-        for key in ("interface", "channel"):
-            if not isinstance(c.get(key), str) or not c[key]:
-                raise ConfigError(f"{where}: key 'can.{key}' is required (a python-can {key}, e.g. \"socketcan\")")
-        _check_can_interface(c["interface"], where)
-        dev.can = CanSpec(c["interface"], c["channel"], _want(c.get("bitrate", 0), int, where, "can.bitrate", "an int"))
+        want(raw["can"], dict, where, "can", "a table like { interface = \"socketcan\", channel = \"can0\" }")
+        dev.can = check_table(CanSpec, raw["can"], where, "can.", keys=_CAN_KEYS)
         dev.capabilities.setdefault("can", True)
     if "esptool" in raw:
-        e = _want(raw["esptool"], dict, where, "esptool", "a table like { chip = \"esp32\" }")
+        e = want(raw["esptool"], dict, where, "esptool", "a table like { chip = \"esp32\" }")
         _check_keys(e, _ESPTOOL_KEYS, where, "esptool.")
         dev.esptool = dict(e)
         if dev.flasher != "esptool":
             raise ConfigError(f"{where}: key 'esptool' is only used with flasher = \"esptool\"; remove it")
-    dev.board_spec = _board(dev.board, lab_path, where)
+    dev.base = _board(dev.board, lab_path, where)
+    check_board(board_spec(dev, dev.port or "/dev/null"), where)  # the overrides, with the board type
     return dev
-
-
-def _check_can_interface(interface: str, where: str) -> None:
-    try:
-        from can.interfaces import VALID_INTERFACES
-    except ImportError:  # python-can missing: checked when used
-        return
-    if interface not in VALID_INTERFACES:
-        raise ConfigError(
-            f"{where}: key 'can.interface' is {interface!r}; use a python-can interface "
-            f"(e.g. {', '.join(i for i in _COMMON_CAN if i in VALID_INTERFACES)})"
-        )
 
 
 def load_lab(path: Path) -> Lab:
@@ -331,13 +294,13 @@ def load_lab(path: Path) -> Lab:
             raise ConfigError(f"{path}: unknown table [{key}] (known: [lab], [[device]])")
     table = raw.get("lab", {})
     where = str(path)
-    _want(table, dict, where, "lab", "a table")
+    want(table, dict, where, "lab", "a table")
     _check_keys(table, _LAB_KEYS, where, "lab.")
     lab = Lab(
-        name=_want(table.get("name", path.stem), str, where, "lab.name", "a string"),
+        name=want(table.get("name", path.stem), str, where, "lab.name", "a string"),
         path=path,
-        description=_want(table.get("description", ""), str, where, "lab.description", "a string"),
-        coordinator=_want(table.get("coordinator", ""), str, where, "lab.coordinator", "HOST:PORT"),
+        description=want(table.get("description", ""), str, where, "lab.description", "a string"),
+        coordinator=want(table.get("coordinator", ""), str, where, "lab.coordinator", "HOST:PORT"),
     )
     devices = raw.get("device", [])
     if not isinstance(devices, list):
@@ -354,7 +317,7 @@ def load_lab(path: Path) -> Lab:
 
 
 def lab_files(directory: Path | None = None) -> list[Path]:
-    return sorted((directory or targets_dir()).glob("lab*.toml"))
+    return [p for p in sorted((directory or targets_dir()).glob("*.toml")) if is_lab_file(p)]
 
 
 def find_labs(selection: str | None = None, directory: Path | None = None) -> list[Lab]:
@@ -368,7 +331,7 @@ def find_labs(selection: str | None = None, directory: Path | None = None) -> li
             raise ConfigError(f"no lab file {selection}: check the path")
         return [load_lab(path)]
     for candidate in (directory / f"{selection}.toml", directory / f"lab-{selection}.toml"):
-        if candidate.exists() and candidate.stem.startswith("lab"):
+        if candidate.exists() and is_lab_file(candidate):
             return [load_lab(candidate)]
     known = ", ".join(p.stem for p in lab_files(directory)) or "none"
     raise ConfigError(f"no lab named {selection!r} in {directory} (lab files: {known})")
@@ -394,37 +357,38 @@ def select_devices(labs: list[Lab], names: list[str] | None) -> list[tuple[Lab, 
     return chosen
 
 
+def default_port(lab: Lab, device: DeviceSpec) -> str:
+    """The port a device's board opens when nobody resolved it first: its own port, or ``lab:LAB/NAME``
+    (the serial launcher finds the USB device by its attributes, see harness/io/usb.py)."""
+    return device.port or f"lab:{lab.name}/{device.name}"
+
+
 def board_spec(device: DeviceSpec, port: str) -> BoardSpec:
     """The board the harness opens for this device: its board type on ``port``, with the device's
-    console and capability overrides."""
-    base = device.board_spec or generic_board()
+    overrides (tags, console, capabilities, CAN link)."""
+    base = device.base or generic_board()
     spec = copy.deepcopy(base)
     spec.name = device.name
     spec.description = device.description or base.description
     spec.default = False
+    spec.tags = list(dict.fromkeys([*base.tags, *device.tags]))
     spec.image = ImageSpec(builder="none")
-    spec.launch = LaunchSpec(kind="serial", port=port)
-    for key, value in device.console.items():
-        setattr(spec.console, key, value)
-    for key, value in device.capabilities.items():
-        setattr(spec.capabilities, key, value)
+    spec.launch = SerialLaunch(port=port)
+    spec.console = dataclasses.replace(spec.console, **device.console)
+    spec.capabilities = dataclasses.replace(spec.capabilities, **device.capabilities)
+    if device.can:
+        spec.can = dataclasses.replace(spec.can, link="python_can", **device.can)
     return spec
 
 
-def write_target(spec: BoardSpec, directory: Path) -> Path:
-    """Write ``spec`` as targets/<name>.toml (for pytest --targets DIR --board NAME)."""
-    board = {"name": spec.name, "description": spec.description, "arch": spec.arch, "default": spec.default}
-    image = {"builder": spec.image.builder, **spec.image.options}
-    launch = {"kind": "serial", "port": spec.launch.port}
-    tables = {
-        "board": board, "image": image, "launch": launch,
-        "console": {f.name: getattr(spec.console, f.name) for f in fields(ConsoleSpec)},
-        "capabilities": {f.name: getattr(spec.capabilities, f.name) for f in fields(Capabilities)},
-    }  # fmt: skip
-    text = tomli_w.dumps(tables)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{spec.name}.toml"
-    path.write_text(text)
-    return path
-
-
+def lab_boards(paths: list[Path], ports: dict[str, str] | None = None) -> dict[str, BoardSpec]:
+    """Every device of these lab files as a board (pytest ``--hil-lab FILE``), by device name;
+    ``ports`` (``--hil-port NAME=PORT``) gives ports already resolved (e.g. a leased labgrid place)."""
+    ports = dict(ports or {})
+    labs = [load_lab(Path(p)) for p in paths]
+    boards = {device.name: board_spec(device, ports.pop(device.name, None) or default_port(lab, device))
+              for lab, device in select_devices(labs, None)}  # fmt: skip
+    if ports:
+        raise ConfigError(f"--hil-port {', '.join(ports)}: no such device in {', '.join(map(str, paths))} "
+                          f"(devices: {', '.join(boards) or 'none'})")  # fmt: skip
+    return boards

@@ -18,6 +18,7 @@ BUILDERS: dict[str, str] = {
     "mps2_micropython": "harness.images.mps2",
     "microbit_hex": "harness.images.microbit",
     "linux_micropython": "harness.images.linux_x86",
+    "prebuilt": "harness.images.prebuilt",
 }
 
 
@@ -29,6 +30,7 @@ def _print(msg: str) -> None:
 class BuildContext:
     firmware_py: Path  # directory of on-board modules to bake in
     log: Callable[[str], None] = _print  # progress lines for long steps
+    target: Path | None = None  # the board's target file, when known (relative image paths start at its folder)
 
 
 @dataclass

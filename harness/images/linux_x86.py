@@ -17,7 +17,6 @@ import importlib.metadata
 import json
 import lzma
 import re
-import shlex
 import shutil
 import stat
 import subprocess
@@ -410,43 +409,6 @@ def build(ctx: BuildContext, options: dict) -> Image:
     return Image(digest, files={"kernel": kernel.vmlinux, "initrd": initrd}, cached=cached, info=info)
 
 
-# --- how to boot it ---------------------------------------------------------------------------
-
-
-def kernel_cmdline(ip: str | None = None, gw: str | None = None, can: bool = False) -> str:
-    """Kernel command line: console on ttyS0 but silent, and the guest's hil.* settings.
-
-    No ip: QEMU user-mode defaults (10.0.2.15/24 via 10.0.2.2); ip="off" leaves eth0 down."""
-    # panic=-1 with QEMU's -no-reboot: a dying guest ends QEMU instead of hanging.
-    args = ["console=ttyS0", "quiet", "loglevel=0", "panic=-1"]
-    if ip:
-        args.append(f"hil.ip={ip}")
-    if gw:
-        args.append(f"hil.gw={gw}")
-    if can:
-        args.append("hil.can=1")
-    return " ".join(args)
-
-
-def qemu_args(image: Image, cmdline: str | None = None) -> list[str]:
-    """Base QEMU command line (TCG). The caller adds -serial (ttyS0 first, then ttyS1 for CAN)
-    and -netdev/-device for the network."""
-    return [
-        "qemu-system-x86_64",
-        "-M", "q35",
-        "-accel", "tcg",
-        "-cpu", "max",
-        "-m", "128",
-        "-nodefaults",
-        "-display", "none",
-        "-monitor", "none",
-        "-no-reboot",
-        "-kernel", str(image.files["kernel"]),
-        "-initrd", str(image.files["initrd"]),
-        "-append", cmdline if cmdline is not None else kernel_cmdline(),
-    ]  # fmt: skip
-
-
 def main() -> None:
     firmware = Path(sys.argv[1]) if len(sys.argv) > 1 else resource("firmware_py")
     image = build(BuildContext(firmware_py=firmware), {})
@@ -455,7 +417,7 @@ def main() -> None:
     for key, value in image.info.items():
         print(f"{key}: {value}")
     print(f"digest: {image.digest} ({'cached' if image.cached else 'built'})")
-    print("qemu:", shlex.join([*qemu_args(image), "-serial", "pty"]))
+    print("boot it: hil boot qemu_x86 (the QEMU command line is targets/qemu_x86.toml's)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
   by name instead of a bare "resource busy".
 
 A lease asks for a board by name (``mps2_an385``) or by tag (``tag:esp32``: any board whose name,
-arch, launch kind, capabilities or ``tags`` include it; the first free one wins)."""
+arch, launch kind, capabilities or ``[board] tags`` include it; the first free one wins). Besides
+the target files, a pool may know extra boards by name: lab devices (pytest ``--hil-lab``, see
+harness/config/labs.py lab_boards)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import socket
 import sys
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,22 +183,28 @@ def _boot_errors(name: str):
 
 
 def board_tags(spec: BoardSpec) -> set[str]:
-    tags = {spec.name, spec.launch.kind, *spec.capabilities.listed(), *getattr(spec, "tags", ())}
+    tags = {spec.name, spec.launch.kind, *spec.capabilities.listed(), *spec.tags}
     if spec.arch:
         tags.add(spec.arch)
     return tags
 
 
-def candidates(selector: str, directory: Path | None = None) -> list[BoardSpec]:
-    """The boards a selector may lease: one by name, or every board carrying ``tag:X``'s tag."""
+def candidates(selector: str, directory: Path | None = None, extra: Mapping[str, BoardSpec] | None = None,
+               ) -> list[BoardSpec]:  # fmt: skip
+    """The boards a selector may lease: one by name, or every board carrying ``tag:X``'s tag.
+    ``extra``: boards besides the target files (lab devices), by name; they win a name clash."""
+    extra = extra or {}
     if not selector.startswith(TAG_PREFIX):
-        return [find_board(selector, directory)]
+        return [extra[selector]] if selector in extra else [find_board(selector, directory)]
     tag = selector[len(TAG_PREFIX) :]
-    specs = [s for s in load_all(directory).values() if tag in board_tags(s)]
+    boards = load_all(directory) | dict(extra)
+    specs = [s for s in boards.values() if tag in board_tags(s)]
     if not specs:
         raise ConfigError(
-            f"--board {selector}: no target file has tag {tag!r} (tags are a board's name, arch, launch kind, "
-            f"capabilities and tags); check the spelling or add it to a target's [board] tags"
+            f"--board {selector}: no target file has tag {tag!r}{', nor a lab device' if extra else ''} (tags are "
+            f"a board's name, arch, "
+            f"launch kind, capabilities and tags); check the spelling or add it to a target's [board] tags "
+            f"or a lab device's tags"
         )
     return specs
 
@@ -216,12 +224,14 @@ class BoardPool:
         lock_directory: Path | None = None,
         log: Callable[[str], None] = lambda m: None,
         board_factory: Callable[..., Board] = Board,
+        boards: Mapping[str, BoardSpec] | None = None,
     ) -> None:
         self.log_dir = log_dir
         self.lock_timeout = lock_timeout
         self.lock_directory = lock_directory
         self.log = log
         self.board_factory = board_factory
+        self.extra: dict[str, BoardSpec] = dict(boards or {})  # lab devices, by name (see candidates)
         self.boards: dict[str, Board] = {}
         self.locks: dict[str, DeviceLock] = {}
         self.failures: dict[str, HarnessError] = {}
@@ -240,12 +250,12 @@ class BoardPool:
         return self.boards[selector]
 
     def _lease(self, selector: str) -> Board:
-        specs = candidates(selector)
-        serial = [s for s in specs if s.launch.kind == "serial"]
-        spec = next((s for s in specs if s.launch.kind != "serial"), None)
+        specs = self.candidates(selector)
+        devices = [s for s in specs if s.launch.physical]
+        spec = next((s for s in specs if not s.launch.physical), None)
         lock = None
         if spec is None:
-            spec, lock = self._lock_any(serial)
+            spec, lock = self._lock_any(devices)
         try:
             board = self.board_factory(spec, log_dir=self.log_dir, log=self.log)
             with _boot_errors(spec.name):
@@ -257,6 +267,10 @@ class BoardPool:
         if lock:
             self.locks[selector] = lock
         return board
+
+    def candidates(self, selector: str) -> list[BoardSpec]:
+        """What ``selector`` may lease here: target files plus this pool's extra boards."""
+        return candidates(selector, extra=self.extra)
 
     def _lock_any(self, specs: list[BoardSpec]) -> tuple[BoardSpec, DeviceLock]:
         """The first free device among ``specs``; else wait for any of them up to the lock timeout."""

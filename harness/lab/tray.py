@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import procs
-from harness.config.labs import DeviceSpec, Lab, board_spec, write_target
+from harness.config.labs import DeviceSpec, Lab, board_spec
 from harness.config.ports import parse_port
 from harness.errors import HarnessError
 from harness.flash import FlashError, FlashReport, one_line
@@ -192,22 +192,18 @@ def check_board(device: DeviceSpec, port: str, log_dir: Path, result: DeviceResu
 
 
 def run_suite(device: DeviceSpec, port: str, out_dir: Path, suite: Path, timeout: float, result: DeviceResult) -> None:
-    """The suite under pytest in a child process, ``--board`` this device (a target file written
-    for it with the resolved port)."""
-    targets = out_dir / "targets" / device.name
-    write_target(board_spec(device, port), targets)
+    """The suite under pytest in a child process, ``--board`` this device: the lab file is handed to
+    pytest as is (``--hil-lab``, it builds the device's board spec the same way) with the port
+    already resolved here (``--hil-port``: a USB device's tty, a leased labgrid place's URL)."""
     junit = out_dir / f"{device.name}.junit.xml"
     junit.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "pytest", str(suite), "--targets", str(targets), "--board", device.name,
+    argv = [sys.executable, "-m", "pytest", str(suite), "--hil-lab", str(device.lab_path.resolve()),
+            "--hil-port", f"{device.name}={port}", "--board", device.name,
             "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", f"--hil-logs={out_dir / 'logs'}",
             f"--rootdir={resource('suites').parent}"]  # fmt: skip
-    env = os.environ.copy()
-    if device.can:
-        env |= {"HIL_CAN_INTERFACE": device.can.interface, "HIL_CAN_CHANNEL": device.can.channel,
-                "HIL_CAN_BITRATE": str(device.can.bitrate)}  # fmt: skip
     with open(out_dir / f"{device.name}.pytest.log", "wb") as log:
         root = resource("suites").parent
-        proc = procs.spawn(argv, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        proc = procs.spawn(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -54,6 +54,11 @@ class Launcher(ABC):
     def exit_status(self) -> int | None:
         return None
 
+    @property
+    def ok_exit_codes(self) -> list[int]:
+        """Exit statuses of wait_exit() that are a pass (QEMU: [launch] ok_exit_codes)."""
+        return [0]
+
     def at_prompt(self) -> None:  # noqa: B027 - an optional hook: most launchers do nothing
         """Called once the freshly started firmware first answers at its prompt (QEMU saves its
         snapshot here, so restores land at the prompt)."""

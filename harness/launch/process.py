@@ -15,7 +15,7 @@ import tty
 from pathlib import Path
 
 from harness import procs
-from harness.config.boards import BoardSpec
+from harness.config.boards import BoardSpec, ProcessLaunch
 from harness.errors import InfrastructureError
 from harness.io.transport import FdTransport, Transport
 from harness.launch.base import LaunchContext, Launcher, _expand, _pacing
@@ -44,17 +44,24 @@ class ProcessLauncher(Launcher):
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def launch(self) -> ProcessLaunch:
+        """The [launch] table, narrowed: the registry only hands process boards to this launcher."""
+        launch = self.spec.launch
+        assert isinstance(launch, ProcessLaunch), launch
+        return launch
+
     def _argv(self) -> tuple[list[str], dict[str, str]]:
         venv_bin = str(Path(sys.executable).parent)
         values = {"firmware_py": str(self.firmware_py), "workdir": str(self.workdir), "venv_bin": venv_bin}
-        argv = _expand(self.spec.launch.command, values, self.spec)
+        argv = _expand(self.launch.command, values, self.spec)
         path = venv_bin + os.pathsep + os.environ.get("PATH", "")
         resolved = shutil.which(argv[0], path=path)
         if not resolved:
             raise InfrastructureError(
                 f"{self.spec.path}: launch.command program {argv[0]!r} not found; install it (make setup does)"
             )
-        env = os.environ | {"PATH": path} | {k: v.format(**values) for k, v in self.spec.launch.env.items()}
+        env = os.environ | {"PATH": path} | {k: v.format(**values) for k, v in self.launch.env.items()}
         return [resolved, *argv[1:]], env
 
     def _spawn(self) -> None:
@@ -106,7 +113,7 @@ class ProcessLauncher(Launcher):
         return self.last_status
 
     def death(self) -> str:
-        return f"process {self.spec.launch.command[0]} kept exiting (last status {self.last_status})"
+        return f"process {self.launch.command[0]} kept exiting (last status {self.last_status})"
 
     def stop(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.config.boards import BoardSpec
+from harness.errors import ConfigError
 from harness.images import Image
 from harness.launch.base import LaunchContext, Launcher
 
@@ -24,4 +25,10 @@ def register(kind: str) -> Callable[[LauncherFactory], LauncherFactory]:
 def make_launcher(
     spec: BoardSpec, image: Image, workdir: Path, firmware_py: Path, log: Callable[[str], None] = print
 ) -> Launcher:
-    return LAUNCHERS[spec.launch.kind](spec, LaunchContext(image, workdir, firmware_py, log))
+    factory = LAUNCHERS.get(spec.launch.kind)
+    if factory is None:
+        raise ConfigError(
+            f"{spec.path}: key 'launch.kind' is {spec.launch.kind!r}; no launcher is registered for it "
+            f"(known: {', '.join(sorted(LAUNCHERS))})"
+        )
+    return factory(spec, LaunchContext(image, workdir, firmware_py, log))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from harness.config.boards import BoardSpec
+from harness.config.boards import BoardSpec, SerialLaunch
 from harness.config.ports import parse_port
 from harness.io import open_port
 from harness.io.labgrid import LabgridPlace
@@ -25,13 +25,14 @@ class SerialLauncher(Launcher):
     stop) or a lab device (``lab:NAME``: found by its USB attributes, see harness/config/labs.py)."""
 
     def __init__(self, spec: BoardSpec, ctx: LaunchContext | None = None) -> None:
-        self.spec = spec
+        assert isinstance(spec.launch, SerialLaunch), spec.launch  # the registry hands only serial boards here
+        self.spec, self.launch = spec, spec.launch
         self.transport: SerialTransport | None = None
         self.port = spec.launch.port  # what was opened, once resolved
         self.lease = None  # a held labgrid place
 
     def start(self) -> Transport:
-        ref = parse_port(self.spec.launch.port)
+        ref = parse_port(self.launch.port)
         if ref.scheme == "lab":
             ref = resolve_lab_port(ref)
         if ref.scheme == "labgrid":

@@ -2,11 +2,12 @@
 helpers that drive firmware_py/hil_can on the board.
 
 Host side of the link:
-- QEMU boards with a [can] link (qemu_x86: the guest's can0 on slcan; mps2_an385 with a UART CAN
-  link, see the target file's [can]): python-can ``slcan`` over ``socket://`` via ``dut.can_link.bus()``;
-- real benches: the lab file's ``[[device]]`` with the board's name names any python-can
-  interface (``can = { interface = "socketcan", channel = "can0", bitrate = 500000 }``, see
-  harness/config/labs.py); ``lab_can_spec()`` is the hook.
+- QEMU boards with a [can] link "slcan_serial" (qemu_x86: the guest's can0 on slcan; mps2_an385
+  with a UART CAN link, see the target file's [can]): python-can ``slcan`` over ``socket://`` via
+  ``dut.can_link.bus()``;
+- real boards with a [can] link "python_can": any python-can interface, from the board's spec
+  (``dut.spec.can``: a target file's [can], or a lab device's
+  ``can = { interface = "socketcan", channel = "can0", bitrate = 500000 }``, see harness/config/labs.py).
 
 Frames cross as tuples ``(id, extended, remote, dlc, data)`` on both sides (hil_can.Frame.t()).
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 import can
 
 from harness.board import Board
-from harness.errors import ConfigError, InfrastructureError
+from harness.errors import InfrastructureError
 
 # Fault injection for the harness's own tests (tests/test_suite_can.py): the board's echo app
 # leaves every Nth frame unanswered, as a broken firmware would.
@@ -41,31 +42,13 @@ SENTINEL_FILTER = (0x1EEEEEEE | 0x80000000, 0x1FFFFFFF | 0x80000000 | 0x40000000
 SENTINEL_SEND = "bus.send(0x1EEEEEEE, b'END', ext=True)"
 
 
-def lab_can_spec(board_name: str):
-    """Hook for real benches: the CAN interface of the lab device named like the board
-    (harness/config/labs.py CanSpec: interface, channel, bitrate), or None."""
-    try:
-        from harness.config.labs import find_labs
-    except ImportError:
-        return None
-    try:
-        labs = find_labs()
-    except ConfigError:
-        return None
-    for lab in labs:
-        for device in lab.devices:
-            if device.name == board_name and device.can is not None:
-                return device.can
-    return None
-
-
 def open_host_bus(board: Board) -> can.BusABC:
     """A python-can Bus on the board's CAN link (the caller shuts it down)."""
     launcher = board.launcher
     if launcher is not None and launcher.can is not None:
         return board.can_link.bus(sleep_after_open=0)  # python-can's default sleeps 2 s
-    spec = lab_can_spec(board.name)
-    if spec is None:
+    spec = board.spec.can
+    if spec.link != "python_can":
         raise InfrastructureError(
             f"{board.name}: has capability 'can' but no CAN link: add [can] to its target file or "
             f"can = {{ interface = ..., channel = ... }} to its lab device"
@@ -81,8 +64,8 @@ def open_host_bus(board: Board) -> can.BusABC:
 
 def board_open_args(board: Board) -> str:
     """Extra arguments for hil_can.open() on the board (a bench's controller bit rate)."""
-    spec = lab_can_spec(board.name) if board.launcher is None or board.launcher.can is None else None
-    return f"bitrate={spec.bitrate}" if spec is not None and spec.bitrate else ""
+    spec = board.spec.can
+    return f"bitrate={spec.bitrate}" if spec.link == "python_can" and spec.bitrate else ""
 
 
 def to_tuple(msg: can.Message) -> Frame:

@@ -81,6 +81,7 @@ def test_soft_reset_clears_interpreter_state(dut):
         dut.exec("hil_marker")
 
 
+@pytest.mark.requires("firmware_py")
 def test_firmware_py_module_runs_on_board(dut):
     assert dut.eval("__import__('hil_info').echo((1, 'a'))") == (1, "a")
     info = dut.eval("__import__('hil_info').info()")

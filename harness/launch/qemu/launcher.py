@@ -13,10 +13,11 @@ from collections import deque
 from pathlib import Path
 
 from harness import procs
-from harness.config.boards import BoardSpec
+from harness.config.boards import BoardSpec, CanSpec, QemuLaunch
 from harness.errors import BootError, InfrastructureError
 from harness.io.transport import SerialTransport, Transport
-from harness.launch.base import LaunchContext, Launcher, _expand, _pacing
+from harness.launch.base import LaunchContext, Launcher, _pacing
+from harness.launch.qemu.cmdline import machine_args, machine_command
 from harness.launch.qemu.qmp import Qmp
 from harness.launch.qemu.snapshot import Snapshot
 from harness.launch.registry import register
@@ -50,6 +51,17 @@ class QemuLauncher(Launcher):
         self._captures = 0
         self._capture_qemu: dict[str, subprocess.Popen | None] = {}
 
+    @property
+    def launch(self) -> QemuLaunch:
+        """The [launch] table, narrowed: the registry only hands QEMU boards to this launcher."""
+        launch = self.spec.launch
+        assert isinstance(launch, QemuLaunch), launch
+        return launch
+
+    @property
+    def ok_exit_codes(self) -> list[int]:
+        return self.launch.ok_exit_codes
+
     # --- command line -----------------------------------------------------------------------
     def _kernel_params(self) -> list[str]:
         can = self.can.kernel_params() if self.can and self.spec.can.kernel_params else []
@@ -57,21 +69,15 @@ class QemuLauncher(Launcher):
         return net + can
 
     def _args(self) -> list[str]:
-        values = {k: str(v) for k, v in self.image.files.items()} | {"workdir": str(self.workdir)}
-        args = _expand(self.spec.launch.args, values, self.spec)
-        if params := self._kernel_params():
-            i = args.index("-append")
-            args[i + 1] = f"{args[i + 1]} {' '.join(params)}"
-        return args
+        return machine_args(self.spec, self.image.files, self.workdir, self._kernel_params())
 
     def command(self, incoming: bool = False) -> list[str]:
-        launch = self.spec.launch
         if self.spec.console.chardev == "pty":
             console = "pty"
         else:
             console = f"tcp:127.0.0.1:{self.console_port},server=on,wait=off,nodelay=on"
-        cmd = [launch.binary, "-M", launch.machine, "-display", "none", "-monitor", "none", "-serial", console]
-        cmd += self._args()
+        cmd = machine_command(self.spec, self.image.files, self.workdir, self._kernel_params())
+        cmd += ["-serial", console]
         if self.can:
             cmd += self.can.qemu_args()  # after the console: the guest's ttyS1
         if self.net:
@@ -84,7 +90,7 @@ class QemuLauncher(Launcher):
     def snapshot_shape(self) -> list[str]:
         """What must match between a saved state and the machine restoring it (no per-instance ports)."""
         n = self.spec.network
-        return [self.spec.name, self.image.digest, self.spec.launch.machine, *self._args(),
+        return [self.spec.name, self.image.digest, self.launch.machine, *self._args(),
                 n.mode, n.device, self.spec.can.link, self.spec.console.chardev]  # fmt: skip
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -95,12 +101,13 @@ class QemuLauncher(Launcher):
         elif n.mode == "tap" and self.net is None:  # a tap keeps its namespace across port retries
             self.net = tap_net(n, instance=f"inst-{self.spec.name}-{id(self):x}")
         if self.spec.can.link == "slcan_serial":
-            self.can = SlcanLink.allocate(self.spec.can.bitrate, self.net.netns if self.net else None)
+            bitrate = self.spec.can.bitrate or CanSpec.SLCAN_BITRATE
+            self.can = SlcanLink.allocate(bitrate, self.net.netns if self.net else None)
         if self.spec.console.chardev == "socket":
             self.console_port = free_port()
 
     def start(self) -> Transport:
-        binary = self.spec.launch.binary
+        binary = self.launch.binary
         if not shutil.which(binary):
             pkg = _QEMU_PACKAGES.get(binary, "qemu-system")
             raise InfrastructureError(f"{binary} not found: install Debian package {pkg} (make setup does)")

@@ -1,0 +1,95 @@
+"""Boards as fixtures: ``board`` (booted once per session and board), ``dut`` (the same board,
+soft-reset before each test, its console text and packet capture attached to the test)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from harness.board import Board
+from harness.lab.pool import BoardPool
+from harness.pytest.state import CONSOLE_SECTION, POOL, board_param
+
+
+@pytest.fixture(scope="session")
+def board_pool(request: pytest.FixtureRequest) -> BoardPool:
+    pool = request.config.stash[POOL]
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def board(request: pytest.FixtureRequest, board_pool: BoardPool) -> Board:
+    """The board named by the test's parameter, booted once for the session."""
+    name = request.param
+    yield board_pool.get(name)
+    board_pool.release(name)
+
+
+@pytest.fixture(autouse=True)
+def _hil_fresh_board(request: pytest.FixtureRequest) -> None:
+    """Before each board test: a board that died or broke in an earlier test is restarted."""
+    name = board_param(request.node)
+    if name is not None and "board" in request.fixturenames:
+        request.getfixturevalue("board")
+        request.config.stash[POOL].ensure_fresh(name)
+
+
+@pytest.fixture
+def dut(request: pytest.FixtureRequest, board: Board) -> Board:
+    """The board, soft-reset to a clean interpreter before the test; the test's console output is
+    attached to its report and the board's facts to its JUnit properties."""
+    item = request.node
+    if board.spec.console.reset == "soft" and not board.fresh:
+        board.soft_reset()
+    board.fresh = False
+    start = board.console.received if board.console else 0
+    mark = board.console_log.stat().st_size if board.console_log.exists() else 0
+    capture = _start_capture(board, item)
+    yield board
+    if capture:
+        _stop_capture(board, item, *capture)
+    if board.console and board.console.received > start:
+        with open(board.console_log, "rb") as fh:
+            fh.seek(mark)
+            text = fh.read().decode("utf-8", "replace").replace("\r", "")
+        item.add_report_section("call", CONSOLE_SECTION, printable(text[-20000:]))
+
+
+def _start_capture(board: Board, item: pytest.Item) -> tuple[str, Path] | None:
+    """Per-test pcap of the board's traffic (QEMU filter-dump on its netdev), when it has a network."""
+    if board.launcher is None:
+        return None
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-150:]
+    path = board.log_dir / "pcaps" / f"{safe}.pcap"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    ident = board.launcher.start_capture(path)
+    return (ident, path) if ident else None
+
+
+def _stop_capture(board: Board, item: pytest.Item, ident: str, path: Path) -> None:
+    if board.launcher is not None:
+        board.launcher.stop_capture(ident)
+    if path.exists():
+        item.user_properties.append(("pcap", str(path)))
+
+
+def printable(text: str) -> str:
+    """Console text fit for XML and HTML: control bytes (raw REPL framing) shown as ^A, ^D."""
+    return "".join(c if c in "\n\t" or " " <= c != "\x7f" else f"^{chr(ord(c) + 64)}" if c < " " else "?"
+                   for c in text)
+
+
+def board_properties(board: Board) -> dict[str, str]:
+    f = board.facts
+    return {
+        "board": board.name,
+        "micropython_version": f.version,
+        "banner": f.banner,
+        "image_digest": f.image_digest,
+        "boot_seconds": f"{f.boot_seconds:.3f}",
+        "console_log": str(board.console_log),
+    }

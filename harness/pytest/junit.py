@@ -1,0 +1,57 @@
+"""What the JUnit file and the terminal summary get beyond pytest's own: each test's console text
+(written into the JUnit file at the end), the tests that were retried and the boards that were
+quarantined. Runs where JUnit is written (the xdist controller too)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.pytest.state import CONSOLE_SECTION
+from harness.report.junit import FIRST_ERROR_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY, finalize_junit
+
+
+@dataclass
+class RunReport:
+    """A plugin object, one per pytest run (registered at configure): no module globals."""
+
+    consoles: dict[tuple[str, str], str] = field(default_factory=dict)
+    retried: dict[str, str] = field(default_factory=dict)
+    quarantines: dict[str, str] = field(default_factory=dict)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        text = "".join(content for name, content in report.sections if name.endswith(CONSOLE_SECTION + " call"))
+        if text:
+            from _pytest.junitxml import mangle_test_address
+
+            names = mangle_test_address(report.nodeid)
+            self.consoles[(".".join(names[:-1]), names[-1])] = text
+        props = dict(report.user_properties)
+        if report.when == "teardown" and RETRIED_PROPERTY in props:
+            self.retried[report.nodeid] = props.get(FIRST_ERROR_PROPERTY, "")
+        if report.when == "teardown" and QUARANTINE_PROPERTY in props:
+            self.quarantines[props.get("board", "?")] = props[QUARANTINE_PROPERTY]
+
+    def pytest_terminal_summary(self, terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):
+            return
+        if self.retried:
+            terminalreporter.write_sep("-", "hil: retried after an infrastructure error")
+            for nodeid, error in sorted(self.retried.items()):
+                terminalreporter.write_line(f"RETRIED {nodeid}: first attempt: {error.splitlines()[0][:200]}")
+        if self.quarantines:
+            terminalreporter.write_sep("-", "hil: quarantined boards", red=True)
+            for board_name, message in sorted(self.quarantines.items()):
+                terminalreporter.write_line(f"QUARANTINED {board_name}: {message.splitlines()[0][:300]}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        xmlpath = getattr(session.config.option, "xmlpath", None)
+        if xmlpath and not hasattr(session.config, "workerinput") and Path(xmlpath).exists():
+            finalize_junit(Path(xmlpath), self.consoles)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(RunReport(), "hil-run-report")

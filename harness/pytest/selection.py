@@ -1,0 +1,52 @@
+"""Which boards a run uses, one test per board, and capability skips decided at collection."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.config.boards import BoardSpec, board_files, load_all
+from harness.errors import ConfigError
+from harness.pytest.state import POOL, board_param
+
+
+def selected_boards(config: pytest.Config) -> list[str]:
+    names = config.getoption("board") or [n for n in os.environ.get("HIL_BOARDS", "").split(",") if n]
+    if names:
+        return list(dict.fromkeys(names))
+    try:
+        return [name for name, spec in load_all().items() if spec.default]
+    except ConfigError:  # a broken file: run every file's name so the error lands on its tests
+        return [p.stem for p in board_files()]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "board" in metafunc.fixturenames:
+        names = selected_boards(metafunc.config)
+        metafunc.parametrize("board", names, indirect=True, scope="session", ids=names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip, at collection, tests whose board lacks a required capability: no boot wasted."""
+    specs: dict[str, list[BoardSpec] | None] = {}
+    for item in items:
+        name = board_param(item)
+        if name is None:
+            continue
+        if name not in specs:
+            try:
+                specs[name] = config.stash[POOL].candidates(name)
+            except ConfigError:
+                specs[name] = None  # the board fixture reports it as an error on each test
+        boards = specs[name]
+        if boards is None:
+            continue
+        only = item.get_closest_marker("boards")
+        if only and not any(spec.name in only.args for spec in boards):
+            item.add_marker(pytest.mark.skip(reason=f"only for boards {', '.join(only.args)}"))
+        for marker in item.iter_markers("requires"):
+            # a tag may lease any of several boards: every one of them must have the capability
+            missing = sorted({cap for spec in boards for cap in marker.args if not spec.capabilities.has(cap)})
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"board {name} lacks capability: {', '.join(missing)}"))

@@ -1,0 +1,31 @@
+"""What the plugin's parts share for one pytest process, kept on ``config.stash`` (never in module
+globals: pytest.main may run twice in one process, and each xdist worker is its own process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness.lab.pool import BoardPool
+
+
+@dataclass
+class RunState:
+    """Per pytest process (each xdist worker has its own; a board's tests all run on one worker)."""
+
+    infra_errors: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)
+
+
+POOL = pytest.StashKey[BoardPool]()
+STATE = pytest.StashKey[RunState]()
+INFRA_ERROR = pytest.StashKey[str]()  # on an item: the retriable infrastructure error of this attempt
+DIST_BY_BOARD = pytest.StashKey[bool]()
+CONSOLE_SECTION = "hil console"
+
+
+def board_param(item: pytest.Item) -> str | None:
+    """The board (or tag:) a test item runs on: its ``board`` parameter, if it has one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("board") if callspec else None

@@ -1,0 +1,138 @@
+"""Device locks and leases: one device, one user at a time, across workers, processes and crashes.
+
+The end-to-end test exports a real QEMU micro:bit's console pty as a serial target (exactly how
+a /dev/ttyACM0 board is reached) and points two pytest processes at it."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.errors import ConfigError, InfrastructureError
+from harness.lab.pool import BoardPool, DeviceBusy, DeviceLock, candidates
+from tests.conftest import write_target
+
+
+def test_lock_names_its_holder_and_is_released(tmp_path):
+    port = tmp_path / "ttyFAKE0"
+    port.touch()
+    mine = DeviceLock(str(port), "bench-1", tmp_path / "locks")
+    assert mine.try_acquire()
+    other = DeviceLock(str(port), "bench-1", tmp_path / "locks")  # a second open file: another claimant
+    assert not other.try_acquire()
+    waited = []
+    with pytest.raises(DeviceBusy) as info:
+        other.acquire(timeout=0.3, log=waited.append)
+    message = str(info.value)
+    assert f"device {port} (board bench-1) is held by pid {os.getpid()}" in message
+    assert "on host" in message and "since" in message and "--hil-lock-timeout" in message
+    assert waited and "waiting up to 0.3 s" in waited[0]
+    mine.release()
+    assert mine.path.read_text() == ""  # released: no stale holder left in the file
+    assert other.try_acquire()
+    other.release()
+
+
+def test_two_names_of_one_device_share_a_lock(tmp_path):
+    device = tmp_path / "ttyACM0"
+    device.touch()
+    alias = tmp_path / "usb-Espressif-if00"
+    alias.symlink_to(device)  # like /dev/serial/by-id/... -> /dev/ttyACM0
+    a = DeviceLock(str(device), "x", tmp_path / "locks")
+    b = DeviceLock(str(alias), "x", tmp_path / "locks")
+    assert a.path == b.path
+    assert a.try_acquire() and not b.try_acquire()
+    a.release()
+
+
+def test_lock_dir_that_cannot_be_made_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    lock = DeviceLock("/dev/ttyX", "x", blocker / "locks")
+    with pytest.raises(InfrastructureError) as info:
+        lock.try_acquire()
+    assert str(info.value).startswith(f"cannot create lock directory {blocker / 'locks'}")
+    assert "set HIL_LOCK_DIR" in str(info.value) and "\n" not in str(info.value)
+
+
+class _RecordingBoard:
+    """Stands in for harness.board.Board in this unit test of lease selection only."""
+
+    def __init__(self, spec, **kwargs) -> None:
+        self.spec, self.name = spec, spec.name
+        self.stopped = False
+
+    def start(self):
+        return self
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_lease_by_tag_takes_a_free_device(tmp_path, monkeypatch):
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    for name in ("bench1", "bench2"):
+        (tmp_path / f"tty-{name}").touch()
+        write_target(targets, name, f'arch = "esp32"\n[launch]\nkind = "serial"\nport = "{tmp_path}/tty-{name}"\n')
+    write_target(targets, "other", f'[launch]\nkind = "serial"\nport = "{tmp_path}/tty-other"\n')
+    monkeypatch.setenv("HIL_TARGETS", str(targets))
+    assert sorted(s.name for s in candidates("tag:esp32")) == ["bench1", "bench2"]
+    with pytest.raises(ConfigError, match="no target file has tag 'nope'"):
+        candidates("tag:nope")
+
+    locks = tmp_path / "locks"
+    someone_else = DeviceLock(f"{tmp_path}/tty-bench1", "bench1", locks)
+    assert someone_else.try_acquire()
+    pool = BoardPool(tmp_path / "logs", lock_timeout=0.3, lock_directory=locks, board_factory=_RecordingBoard)
+    board = pool.get("tag:esp32")
+    assert board.name == "bench2"  # bench1 is busy: the free one is leased
+    assert not DeviceLock(f"{tmp_path}/tty-bench2", "bench2", locks).try_acquire()
+    second = BoardPool(tmp_path / "logs", lock_timeout=0.3, lock_directory=locks, board_factory=_RecordingBoard)
+    with pytest.raises(DeviceBusy, match="every matching device is busy"):
+        second.get("tag:esp32")
+    with pytest.raises(DeviceBusy):  # remembered: later tests do not wait again
+        second.get("tag:esp32")
+    pool.release("tag:esp32")
+    assert board.stopped
+    assert DeviceLock(f"{tmp_path}/tty-bench2", "bench2", locks).try_acquire()
+    someone_else.release()
+
+
+
+
+
+
+
+
+
+
+
+
+def test_tags_and_lab_devices_select_boards(tmp_path, monkeypatch):
+    """`[board] tags` and a lab device's tags are what tag:NAME matches; a pool given lab devices
+    (pytest --hil-lab) leases them by name or tag like target files."""
+    from harness.config.labs import lab_boards
+
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    (tmp_path / "tty-t1").touch()
+    (tmp_path / "tty-d1").touch()
+    write_target(targets, "t1", f'tags = ["rp2040"]\n[launch]\nkind = "serial"\nport = "{tmp_path}/tty-t1"\n')
+    monkeypatch.setenv("HIL_TARGETS", str(targets))
+    lab = tmp_path / "lab-x.toml"
+    lab.write_text('[lab]\nname = "x"\n[[device]]\nname = "d1"\nport = "/dev/nope"\ntags = ["rp2040", "mine"]\n')
+    devices = lab_boards([lab], {"d1": f"{tmp_path}/tty-d1"})
+    assert [s.name for s in candidates("tag:rp2040")] == ["t1"]
+    assert [s.name for s in candidates("tag:rp2040", extra=devices)] == ["t1", "d1"]
+    with pytest.raises(ConfigError, match="no target file has tag 'mine'"):
+        candidates("tag:mine")
+
+    locks = tmp_path / "locks"
+    pool = BoardPool(tmp_path / "logs", lock_timeout=0.3, lock_directory=locks, board_factory=_RecordingBoard,
+                     boards=devices)  # fmt: skip
+    assert pool.get("tag:mine").name == "d1"
+    pool.release("tag:mine")
+    assert pool.get("d1").name == "d1" and pool.candidates("d1")[0].launch.port == f"{tmp_path}/tty-d1"
+    pool.stop_all()

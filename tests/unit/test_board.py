@@ -1,0 +1,105 @@
+"""Board lifecycle on real boards, and every way a board can fail to become usable."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from harness.board import Board
+from harness.config.boards import find_board, load_board
+from harness.errors import BootError, InfrastructureError
+from harness.io.repl import parse_board_exception
+from harness.net.boardnet import BoardNet
+from tests.conftest import REPO, write_target
+
+
+@pytest.mark.spawns
+def test_garbage_on_the_line_is_a_boot_error(no_leftovers, tmp_path):
+    noise = tmp_path / "noise.py"
+    noise.write_text("import os, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                     "while True:\n    os.write(1, os.urandom(200))\n    time.sleep(0.01)\n")
+    spec = load_board(write_target(tmp_path, "noisy", f"""
+[launch]
+kind = "process"
+command = ["{sys.executable}", "{noise}"]
+[console]
+boot_timeout = 2
+"""))
+    with pytest.raises(BootError) as info:
+        Board(spec, log_dir=tmp_path).start()
+    message = str(info.value)
+    assert "noisy: no MicroPython prompt within 2 s (garbage on the line?" in message
+    assert "console tail:" in message
+
+
+@pytest.mark.spawns
+def test_firmware_that_crashes_at_boot(no_leftovers, tmp_path):
+    spec = load_board(write_target(tmp_path, "crashy", """
+[launch]
+kind = "process"
+command = ["sh", "-c", "echo 'HardFault at 0x0800'; exit 3"]
+[console]
+boot_timeout = 10
+"""))
+    with pytest.raises(BootError) as info:
+        Board(spec, log_dir=tmp_path).start()
+    assert "crashy: board died while booting" in str(info.value)
+    assert "last status 3" in str(info.value) and "HardFault" in str(info.value)
+
+
+@pytest.mark.spawns
+def test_firmware_that_never_boots_times_out(no_leftovers, tmp_path):
+    spec = load_board(write_target(tmp_path, "silent", """
+[launch]
+kind = "process"
+command = ["sleep", "60"]
+[console]
+boot_timeout = 1
+"""))
+    with pytest.raises(BootError, match=r"silent: no MicroPython prompt within 1 s; console was silent"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_missing_serial_port_names_the_port(tmp_path):
+    spec = load_board(write_target(tmp_path, "bench", '[launch]\nkind = "serial"\nport = "/dev/ttyHILNOPE"\n'))
+    with pytest.raises(InfrastructureError, match=r"serial port /dev/ttyHILNOPE does not exist"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_missing_qemu_names_the_package(tmp_path):
+    spec = load_board(write_target(tmp_path, "q", '[launch]\nkind = "qemu"\nbinary = "qemu-system-x86_64-nope"\n'
+                                   'machine = "q35"\n'))
+    with pytest.raises(InfrastructureError, match=r"qemu-system-x86_64-nope not found: install Debian package"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_unknown_placeholder_in_launch_args(tmp_path):
+    spec = load_board(write_target(tmp_path, "q", '[launch]\nkind = "qemu"\nmachine = "microbit"\n'
+                                   'args = ["-kernel", "{firmware}"]\n'))
+    with pytest.raises(InfrastructureError, match=r"placeholder \{firmware\} in launch arguments is unknown"):
+        Board(spec, log_dir=tmp_path).start()
+
+
+def test_board_error_while_configuring_network_is_one_line(tmp_path, monkeypatch):
+    """Whatever the board raises in hil_net.up (a firmware without the network module, ...) is a
+    BootError naming the board and the board's error, without the multi-line traceback."""
+    board = Board(find_board("mps2_an385", REPO / "targets"), log_dir=tmp_path, log=lambda m: None)
+    net = BoardNet(mode="tap", guest_ip="192.168.77.10", host_ip="192.168.77.1")
+    sent: list[str] = []
+    try:
+        for error in ("OSError: link down: no carrier on the LAN after 10000 ms",
+                      "ImportError: no module named 'network'"):
+            def fail(code, timeout=None, error=error):
+                sent.append(code)
+                raise parse_board_exception(f"Traceback (most recent call last):\n  File \"<stdin>\"\n{error}\n")
+
+            monkeypatch.setattr(board, "exec", fail)
+            with pytest.raises(BootError) as info:
+                board._configure_network(net)
+            assert str(info.value) == f"mps2_an385: network did not come up: {error}; console was silent"
+    finally:
+        board.stop()  # never started: removes its work dir
+    assert sent[0] == "import hil_net\nhil_net.up('192.168.77.10/24', '192.168.77.1')"  # tap: the static address
+
+
