@@ -45,10 +45,10 @@ lint: venv
 # The harness's own tests, in two steps: unit tests (no board, no image, no QEMU: seconds, on a
 # fresh venv) first, then integration tests that build images and boot real boards.
 unit: venv
-	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+	$(BIN)/pytest tests/unit -q -p no:cacheprovider -n 2
 
 integration: images
-	$(BIN)/pytest tests/integration -q -p no:cacheprovider
+	$(BIN)/pytest tests/integration -q -p no:cacheprovider -n 2
 
 # The main job: every suite (smoke, sockets, can, tls) on every default board; capability-bound
 # cases skip with a reason. Writes $(OUT)/junit.xml and $(OUT)/report.html, prints the verdicts.

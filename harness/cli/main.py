@@ -49,7 +49,7 @@ def boards() -> None:
         )  # fmt: skip
     out.print(table)
     for problem in problems:
-        err.print(f"[red]error:[/red] {problem}", highlight=False)
+        err.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
     if problems:
         raise typer.Exit(2)
 
@@ -207,9 +207,8 @@ def main() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors arrive here with standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
+        # typer ships its own copy of click: recognise its usage errors by shape, not by class
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

@@ -4,7 +4,6 @@ the guest init does on qemu_x86 — that restart is its soft reset."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,9 +20,6 @@ from harness.io.transport import FdTransport, Transport
 from harness.launch.base import LaunchContext, Launcher, _expand, _pacing
 from harness.launch.registry import register
 from harness.net.boardnet import host_net
-
-_PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label (\w+)\)")
-_QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-x86_64": "qemu-system-x86"}
 
 
 @register("process")
@@ -76,8 +72,14 @@ class ProcessLauncher(Launcher):
         if self.spec.capabilities.net:
             self.net = host_net()
         self.master, self.slave = os.openpty()
-        _uart_like(self.slave)
-        self._spawn()
+        try:
+            _uart_like(self.slave)
+            self._spawn()
+        except BaseException:  # e.g. the program is missing: leave no pty behind
+            os.close(self.master)
+            os.close(self.slave)
+            self.master = self.slave = -1
+            raise
         self._watcher = threading.Thread(target=self._watch, daemon=True, name=f"proc-{self.spec.name}")
         self._watcher.start()
         return FdTransport(self.master, f"{self.spec.name} (pid {self.proc.pid})", **_pacing(self.spec))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 from harness.config.boards import BoardSpec, SerialLaunch
 from harness.config.ports import parse_port
@@ -13,9 +12,6 @@ from harness.io.transport import SerialTransport, Transport
 from harness.io.usb import resolve_lab_port
 from harness.launch.base import LaunchContext, Launcher, _pacing
 from harness.launch.registry import register
-
-_PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label (\w+)\)")
-_QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-x86_64": "qemu-system-x86"}
 
 
 @register("serial")

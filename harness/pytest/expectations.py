@@ -81,7 +81,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         board = callspec.params.get("board") if callspec else None
         if board is None or not hasattr(item, "originalname"):
             continue
-        expected = expectation_for(Path(str(item.fspath)), board, item.originalname)
+        try:
+            expected = expectation_for(Path(str(item.fspath)), board, item.originalname)
+        except ConfigError as exc:  # a broken expected_failures.toml: one line, not an INTERNALERROR
+            raise pytest.UsageError(str(exc)) from None
         if expected:
             reason, strict = expected
             item.add_marker(pytest.mark.xfail(reason=f"{board}: {reason}", strict=strict))

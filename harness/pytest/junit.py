@@ -13,7 +13,7 @@ from harness.pytest.state import CONSOLE_SECTION
 from harness.report.junit import FIRST_ERROR_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY, finalize_junit
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin object: pluggy keeps plugins in sets, so it must hash by identity
 class RunReport:
     """A plugin object, one per pytest run (registered at configure): no module globals."""
 
@@ -40,7 +40,7 @@ class RunReport:
         if self.retried:
             terminalreporter.write_sep("-", "hil: retried after an infrastructure error")
             for nodeid, error in sorted(self.retried.items()):
-                terminalreporter.write_line(f"RETRIED {nodeid}: first attempt: {error.splitlines()[0][:200]}")
+                terminalreporter.write_line(f"RETRIED {nodeid}: first attempt: {(error.splitlines() or [''])[0][:200]}")
         if self.quarantines:
             terminalreporter.write_sep("-", "hil: quarantined boards", red=True)
             for board_name, message in sorted(self.quarantines.items()):

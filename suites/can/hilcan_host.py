@@ -25,7 +25,7 @@ import can
 from harness.board import Board
 from harness.errors import InfrastructureError
 
-# Fault injection for the harness's own tests (tests/test_suite_can.py): the board's echo app
+# Fault injection for the harness's own tests (tests/integration/test_suite_can.py): the board's echo app
 # leaves every Nth frame unanswered, as a broken firmware would.
 ECHO_DROP_ENV = "HIL_CAN_ECHO_DROP_EVERY"
 ECHO_FRAMES = 2000  # canfdtest-style echo: frames per run

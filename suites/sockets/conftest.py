@@ -15,7 +15,7 @@ from peerlib import Peer
 @pytest.fixture
 def parser_module() -> str:
     """The board's message-parser module. HIL_SOCK_PARSER=hil_sock_naive points the suite at the
-    deliberately broken variant (tests/test_suite_sockets.py proves the suite catches it)."""
+    deliberately broken variant (tests/integration/test_suite_sockets.py proves the suite catches it)."""
     return os.environ.get("HIL_SOCK_PARSER", "hil_sock_msg")
 
 

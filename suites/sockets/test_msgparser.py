@@ -2,7 +2,7 @@
 messages split across segments (at every byte boundary) and many messages merged in one segment.
 
 The board runs a message server (firmware_py/hil_sock_msg.py, or the module HIL_SOCK_PARSER
-names: tests/test_suite_sockets.py points this file at a deliberately broken parser to prove it
+names: tests/integration/test_suite_sockets.py points this file at a deliberately broken parser to prove it
 is caught). The host sends with TCP_NODELAY. For the split cases the board traces every recv()
 ("RX <bytes so far>;") and the host sends the rest of a message only after the board has consumed
 exactly the first part: the split is one the board's parser really saw, not one TCP may have

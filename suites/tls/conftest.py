@@ -2,7 +2,7 @@
 the REPL, and the name of the board-side client module under test.
 
 HIL_TLS_CLIENT names the firmware_py module whose client() the board-as-client cases run
-(default hil_tls). tests/test_suite_tls.py points it at hil_tls_noverify, a client with
+(default hil_tls). tests/integration/test_suite_tls.py points it at hil_tls_noverify, a client with
 verification switched off, and checks that the suite fails it."""
 
 from __future__ import annotations

@@ -54,6 +54,11 @@ def targets(tmp_path):
 
 def test_junit_separates_errors_from_failures(pytester, targets, no_leftovers):
     pytester.makepyfile(test_suite=SUITE)
+    # conftests in other folders, as suites/ has one per suite: pytest then reports this folder's
+    # tests through a hook subset that hashes every plugin (the plugin's objects must be hashable)
+    for other in ("other_a", "other_b"):
+        (pytester.path / other).mkdir()
+        (pytester.path / other / "conftest.py").write_text("")
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
         f"--targets={targets}", "--board=native", "--board=microbit", "--board=broken", "--board=unplugged",

@@ -24,17 +24,30 @@ class Qmp:
         while True:
             self.conn = QEMUMonitorProtocol(str(path))
             try:
-                self.conn.connect()
+                self._connect(max(deadline - time.monotonic(), 0.05))
                 break
             except Exception as exc:
+                self.conn.close()
                 if time.monotonic() > deadline:
                     raise InfrastructureError(f"QMP socket {path} did not answer within {timeout:g} s: {exc}") from None
                 time.sleep(0.005)
         self.conn.settimeout(timeout)
 
+    def _connect(self, timeout: float) -> None:
+        """The legacy shim's connect() waits for the greeting with no timeout (a monitor that
+        accepts but never greets would hang us): run its coroutine under asyncio's wait_for."""
+        sync, client = getattr(self.conn, "_sync", None), getattr(self.conn, "_qmp", None)
+        if sync is None or client is None:  # a qemu.qmp without these internals: unbounded, as before
+            self.conn.connect()
+            return
+        client.await_greeting = client.negotiate = True
+        sync(client.connect(str(self.path)), timeout)
+
     def cmd(self, name: str, /, **args) -> dict:
         try:
             reply = self.conn.cmd_raw(name, args or None)
+        except TimeoutError:
+            raise InfrastructureError(f"QMP {name} failed: QEMU did not answer within its timeout") from None
         except (QMPError, OSError) as exc:  # QEMU went away mid-command (e.g. a bad migration stream)
             raise InfrastructureError(f"QMP {name} failed: QEMU disconnected ({type(exc).__name__}: {exc})") from None
         if "error" in reply:

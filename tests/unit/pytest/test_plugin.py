@@ -7,17 +7,21 @@ import shutil
 from tests.conftest import REPO
 
 
+def _run(pytester, *args):
+    """A child pytest without labgrid's own plugin (it is slow to load and not used here)."""
+    return pytester.runpytest_subprocess("-p", "no:labgrid", *args)
+
 def test_no_board_selected_uses_default_boards(pytester):
     targets = pytester.path / "targets"
     targets.mkdir()
     for name in ("native", "microbit", "mps2_an385_tap"):
         shutil.copy(REPO / "targets" / f"{name}.toml", targets)
     pytester.makepyfile(test_one="def test_x(board):\n    pass\n")
-    result = pytester.runpytest_subprocess(f"--targets={targets}", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result = _run(pytester, f"--targets={targets}", "--collect-only", "-q", "-p", "no:cacheprovider")
     out = result.stdout.str()
     assert "test_x[microbit]" in out and "test_x[native]" in out
     assert "mps2_an385_tap" not in out  # not a default board
-    result = pytester.runpytest_subprocess(f"--targets={targets}", "--board=native", "--collect-only", "-q",
+    result = _run(pytester, f"--targets={targets}", "--board=native", "--collect-only", "-q",
                                            "-p", "no:cacheprovider")  # fmt: skip
     assert "test_x[native]" in result.stdout.str() and "microbit" not in result.stdout.str()
 
@@ -29,11 +33,11 @@ def test_lab_devices_are_boards_with_hil_lab(pytester):
                    "capabilities = { fs = true }\n")  # fmt: skip
     pytester.makepyfile(test_one="def test_x(board):\n    pass\n")
     args = ["--collect-only", "-q", "-p", "no:cacheprovider", f"--hil-lab={lab}"]
-    result = pytester.runpytest_subprocess(*args, "--hil-port", "d1=rfc2217://h:1", "--board", "tag:rp2040")
+    result = _run(pytester, *args, "--hil-port", "d1=rfc2217://h:1", "--board", "tag:rp2040")
     assert "test_x[tag:rp2040]" in result.stdout.str(), result.stdout.str()
-    result = pytester.runpytest_subprocess(*args, "--board", "d1")
+    result = _run(pytester, *args, "--board", "d1")
     assert "test_x[d1]" in result.stdout.str()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--hil-port", "d1=/dev/x", "--board", "d1")
+    result = _run(pytester, "-p", "no:cacheprovider", "--hil-port", "d1=/dev/x", "--board", "d1")
     assert "--hil-port names a device of a lab file: add --hil-lab FILE" in result.stderr.str()
-    result = pytester.runpytest_subprocess(*args, "--hil-port", "zz=/dev/x", "--board", "d1")
+    result = _run(pytester, *args, "--hil-port", "zz=/dev/x", "--board", "d1")
     assert "--hil-port zz: no such device in" in result.stderr.str()

@@ -1,0 +1,141 @@
+"""The `hil` command (harness/cli/main.py) without booting anything: `hil boards` on a folder of
+target files, one-line errors with exit status 2, `hil run`'s pytest arguments (pytest.main faked)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from rich.console import Console as RichConsole
+
+from harness.cli import main as cli
+from tests.conftest import write_target
+
+PROCESS = '[image]\nbuilder = "none"\n[launch]\nkind = "process"\ncommand = ["micropython"]\n'
+
+
+@pytest.fixture
+def hil(monkeypatch, capsys):
+    """Run ``hil ARGS`` through main() as the console script does; returns (status, stdout, stderr)."""
+    monkeypatch.setattr(cli, "out", RichConsole(width=200, force_terminal=False))
+    monkeypatch.setattr(cli, "err", RichConsole(width=200, stderr=True, force_terminal=False))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["hil", *args])
+        try:
+            cli.main()
+            status = 0
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def targets(tmp_path, monkeypatch):
+    directory = tmp_path / "targets"
+    directory.mkdir()
+    monkeypatch.setenv("HIL_TARGETS", str(directory))
+    return directory
+
+
+def test_boards_lists_every_target_file(hil, targets):
+    caps = "[capabilities]\nnet = true\nheap_kb = 64\n"
+    write_target(targets, "alpha", 'description = "first fake"\n' + PROCESS + caps)
+    write_target(targets, "beta", PROCESS)
+    (targets / "lab-bench.toml").write_text('[lab]\nname = "bench"\n')  # a lab file: not a board row
+    status, out, err = hil("boards")
+    assert status == 0 and err == ""
+    assert f"boards in {targets}" in out
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") >= 6}
+    assert set(rows) == {"alpha", "beta"}
+    assert "process" in rows["alpha"] and "net" in rows["alpha"] and "64 KB" in rows["alpha"]
+    assert "first fake" in rows["alpha"]
+    assert "bench" not in out
+
+
+def test_boards_reports_a_broken_file_in_one_line_and_exits_2(hil, targets):
+    write_target(targets, "alpha", PROCESS)
+    (targets / "broken.toml").write_text("[board\n")
+    status, out, err = hil("boards")
+    assert status == 2
+    assert "alpha" in out  # the good boards are still listed
+    assert err.startswith("error: ") and err.count("error: ") == 1
+    assert f"{targets / 'broken.toml'}: not valid TOML" in err.replace("\n", "")
+
+
+@pytest.mark.parametrize(("args", "message"), [(["frobnicate"], "No such command 'frobnicate'"),
+                                               (["build"], "Missing argument")])  # fmt: skip
+def test_usage_errors_are_clicks_message_and_status_2(hil, args, message):
+    status, _, err = hil(*args)
+    assert status == 2 and message in err and "Traceback" not in err
+
+
+@pytest.fixture
+def fake_pytest(monkeypatch):
+    """pytest.main recorded instead of run; it writes ``junit`` (when set) as a real run would."""
+    calls = {"junit": None, "ret": 0}
+
+    def main(args):
+        calls["args"] = list(args)
+        if calls["junit"] is not None:
+            out = next(a.split("=", 1)[1] for a in args if a.startswith("--junitxml="))
+            with open(out, "w") as fh:
+                fh.write(calls["junit"])
+        return calls["ret"]
+
+    monkeypatch.setattr(pytest, "main", main)
+    return calls
+
+
+def test_run_passes_boards_suites_reports_and_extra_arguments_to_pytest(hil, fake_pytest, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mysuite").mkdir()
+    fake_pytest["ret"] = 1
+    status, _, _ = hil("run", "-b", "native", "--board", "tag:esp32", "-s", "mysuite", "--out", "o", "-n", "2",
+                       "-k", "tcp", "--hil-retries=0")  # fmt: skip
+    assert status == 1  # pytest's status is the command's (CI must see failures)
+    args = fake_pytest["args"]
+    assert args[0] == "mysuite"  # an existing path is passed as given
+    assert "--board=native" in args and "--board=tag:esp32" in args
+    assert "--junitxml=o/junit.xml" in args and "--hil-logs=o/logs" in args
+    assert args[args.index("-n") + 1] == "2"
+    assert args[args.index("-k") + 1] == "tcp" and "--hil-retries=0" in args
+    assert (tmp_path / "o").is_dir()
+
+
+def test_run_by_default_runs_the_projects_suites(hil, fake_pytest, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hil("run")
+    args = fake_pytest["args"]
+    assert args[0].endswith("/suites") and not any(a.startswith("--board") for a in args) and "-n" not in args
+
+
+def test_run_says_when_nothing_was_collected(hil, fake_pytest, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_pytest["ret"] = pytest.ExitCode.NO_TESTS_COLLECTED
+    status, _, err = hil("run", "--board", "nope")
+    assert status == 5 and "error: no tests were collected: check --suite and --board" in err
+
+
+def test_run_prints_verdicts_and_writes_html_from_the_junit_file(hil, fake_pytest, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "junit.xml").write_text("stale")  # a previous run's file is removed first
+    (tmp_path / "o" / "report.html").write_text("stale")
+    fake_pytest["junit"] = (
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="suites.smoke.test_smoke" name="test_a[native]">'
+        '<properties><property name="board" value="native"/></properties></testcase>'
+        '<testcase classname="suites.smoke.test_smoke" name="test_b[native]">'
+        '<properties><property name="board" value="native"/></properties><failure message="boom"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    status, out, _ = hil("run", "--out", "o")
+    assert status == 0
+    assert "per-board verdict" in out and "FAIL" in out and "boom" in out
+    assert "board x suite" in out
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert html != "stale" and "test_b[native]" in html
