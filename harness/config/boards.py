@@ -7,12 +7,11 @@ the file and key."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness.config.schema import fill
+from harness.config.schema import fill, read_toml
 from harness.errors import ConfigError
 from harness.paths import resource
 
@@ -235,12 +234,7 @@ class BoardSpec:
 
 def load_board(path: Path) -> BoardSpec:
     """Parse and validate one target file."""
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such target file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    raw = read_toml(path, "target file")
     board = raw.pop("board", None)
     if not isinstance(board, dict):
         raise ConfigError(f"{path}: missing [board] table; add [board] with name = \"{path.stem}\"")

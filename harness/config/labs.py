@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from harness.config.boards import (
     targets_dir,
 )
 from harness.config.ports import parse_port
-from harness.config.schema import check_table, unknown_key, want
+from harness.config.schema import check_table, read_toml, unknown_key, want
 from harness.errors import ConfigError
 
 GENERIC = "generic"
@@ -283,12 +282,7 @@ def _device(raw: Any, index: int, lab_path: Path) -> DeviceSpec:
 def load_lab(path: Path) -> Lab:
     """Parse and validate one lab file."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such lab file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    raw = read_toml(path, "lab file")
     for key in raw:
         if key not in ("lab", "device"):
             raise ConfigError(f"{path}: unknown table [{key}] (known: [lab], [[device]])")

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import tomllib
 import types
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from harness.errors import ConfigError
@@ -109,3 +111,13 @@ def fill(cls: type, data: Any, where: str, prefix: str = "", *, base: Any = None
     """A ``cls`` from a table: ``base`` (default: ``cls()``) with the table's keys checked and applied."""
     values = check_table(cls, data, where, prefix, keys)
     return dataclasses.replace(base if base is not None else cls(), **values)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict, or a one-line ConfigError naming the file (``what``: "target file")."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None

@@ -239,40 +239,34 @@ def tally_junit(path: Path, result: DeviceResult) -> None:
 
 def smoke_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, flash: bool = True,
                  suite: Path | None = None, timeout: float = 600.0, force: bool = False) -> DeviceResult:  # fmt: skip
+    """Flash (unless told not to), check banner and version, run the smoke suite: one verdict."""
     suite = suite or resource("suites") / "smoke"
+    return _on_device(lab, device, out_dir, reporter, flash=flash and device.flasher != "none", force=force,
+                      suite=suite, timeout=timeout)  # fmt: skip
+
+
+def flash_only(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, force: bool = False) -> DeviceResult:
+    """Flash, then check banner and version: one verdict."""
+    return _on_device(lab, device, out_dir, reporter, flash=True, force=force)
+
+
+def _on_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, flash: bool, force: bool,
+               suite: Path | None = None, timeout: float = 600.0) -> DeviceResult:  # fmt: skip
     result = DeviceResult(device.name)
     started = time.monotonic()
     try:
         reporter.phase(device.name, "resolving port")
         with device_port(lab, device) as port:
             result.port = port
-            if flash and device.flasher != "none":
+            if flash:
                 result.flash = flash_device(device, port, out_dir / "logs", reporter, force)
                 port = result.port = _after_flash(device, port)
             reporter.phase(device.name, "banner and version")
             check_board(device, port, out_dir / "logs", result)
-            reporter.phase(device.name, f"running {suite.name}")
-            run_suite(device, port, out_dir, suite, timeout, result)
+            if suite is not None:
+                reporter.phase(device.name, f"running {suite.name}")
+                run_suite(device, port, out_dir, suite, timeout, result)
         result.verdict = "ERROR" if result.errors else "FAIL" if result.failed else "PASS"
-    except HarnessError as exc:
-        result.verdict, result.problem = "ERROR", one_line(exc)
-    result.seconds = time.monotonic() - started
-    reporter.phase(device.name, result.verdict)
-    return result
-
-
-def flash_only(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, force: bool = False) -> DeviceResult:
-    result = DeviceResult(device.name)
-    started = time.monotonic()
-    try:
-        reporter.phase(device.name, "resolving port")
-        with device_port(lab, device) as port:
-            result.port = port
-            result.flash = flash_device(device, port, out_dir / "logs", reporter, force)
-            port = result.port = _after_flash(device, port)
-            reporter.phase(device.name, "banner and version")
-            check_board(device, port, out_dir / "logs", result)
-        result.verdict = "PASS"
     except HarnessError as exc:
         result.verdict, result.problem = "ERROR", one_line(exc)
     result.seconds = time.monotonic() - started

@@ -3,34 +3,11 @@ target files, one-line errors with exit status 2, `hil run`'s pytest arguments (
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-from rich.console import Console as RichConsole
 
-from harness.cli import main as cli
 from tests.conftest import write_target
 
 PROCESS = '[image]\nbuilder = "none"\n[launch]\nkind = "process"\ncommand = ["micropython"]\n'
-
-
-@pytest.fixture
-def hil(monkeypatch, capsys):
-    """Run ``hil ARGS`` through main() as the console script does; returns (status, stdout, stderr)."""
-    monkeypatch.setattr(cli, "out", RichConsole(width=200, force_terminal=False))
-    monkeypatch.setattr(cli, "err", RichConsole(width=200, stderr=True, force_terminal=False))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["hil", *args])
-        try:
-            cli.main()
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
 
 
 @pytest.fixture

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
-import pytest
 from rich.console import Console as RichConsole
 
-from harness.cli import main as cli
 from harness.cli import report
 from harness.report.junit import QUARANTINE_PROPERTY, CaseResult, read_cases
 
@@ -64,25 +60,6 @@ def junit(path, *cases: tuple[str, str, str]) -> None:
                   f'<property name="board" value="{board}"/></properties>{body[outcome]}</testcase>'
                   for board, name, outcome in cases)  # fmt: skip
     path.write_text(f'<testsuites><testsuite name="pytest" hostname="ci">{xml}</testsuite></testsuites>')
-
-
-@pytest.fixture
-def hil(monkeypatch, capsys):
-    """``hil ARGS`` through main() as the console script runs it: (status, stdout, stderr)."""
-    monkeypatch.setattr(report, "out", RichConsole(width=200, force_terminal=False))
-    monkeypatch.setattr(cli, "err", RichConsole(width=200, stderr=True, force_terminal=False))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["hil", *args])
-        try:
-            cli.main()
-            status = 0
-        except SystemExit as exc:
-            status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err
-
-    return run
 
 
 def test_report_shows_the_matrix_and_writes_html(hil, tmp_path):
