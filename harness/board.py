@@ -22,6 +22,7 @@ from harness.images import BuildContext, Image, build_image
 from harness.io.console import Console
 from harness.io.repl import (
     FRIENDLY_PROMPT,
+    INTERRUPT_WAIT,
     RAW_PROMPT,
     BoardException,
     ExecTimeout,
@@ -42,6 +43,12 @@ class FirmwareExit(AssertionError):
         super().__init__(message)
         self.status = status
 
+
+# Seconds a board that can be restarted gets to answer Ctrl-C once its code ran past its timeout
+# (MicroPython answers within milliseconds, tens of them on a loaded TCG guest) before it is
+# restarted: a restart is a fresh board with the same ExecTimeout, waiting longer only makes the
+# test overrun its timeout.
+INTERRUPT_WAIT_RESETTABLE = 0.5
 
 _BANNER = re.compile(r"MicroPython v?\S+ on [^\r\n]*")
 _BANNER_PROMPT = re.compile(rb"MicroPython v?\S+ on [^\r\n]*\r\n(?:[^\r\n]*\r\n)?>>> ")
@@ -64,6 +71,9 @@ class BoardFacts:
     heap_bytes: int = 0
     boot_seconds: float = 0.0
     image_digest: str = ""
+    boot_kind: str = ""  # of the last start: "restored" (from a snapshot) or "cold"
+    boot_note: str = ""  # why, when it is worth saying: "snapshot restore failed: ...; cold boot"
+    snapshot_fallbacks: int = 0  # starts of this board that meant to restore a snapshot and booted cold
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -129,13 +139,16 @@ class Board:
             self.console = Console(transport, self.console_log, timeout=self.spec.console.exec_timeout)
             self.console.note(f"boot {self.name}")
             self.repl = RawRepl(
-                self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout
+                self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout,
+                # a board we can restart is restarted when Ctrl-C is not answered at once; a bench
+                # device cannot be, so it gets longer before it is called unresponsive
+                interrupt_wait=INTERRUPT_WAIT_RESETTABLE if self.launcher.can_hard_reset else INTERRUPT_WAIT,
             )
             self._wait_prompt(started + self.spec.console.boot_timeout)
             self.launcher.at_prompt()  # e.g. QEMU saves its snapshot: restores land right here
             self._enter_raw_with_banner()
             self.facts.boot_seconds = time.monotonic() - started
-            self.facts.extra["started_from"] = "snapshot" if self.launcher.restored else "cold boot"
+            self._note_boot_kind(self.launcher)
             if self.spec.snapshot.enabled and self.spec.snapshot.set_clock:
                 # a restored guest wakes with the clock of the moment it was saved (and a cold
                 # one starts from the RTC's whole second): TLS validity checks need the real time
@@ -147,6 +160,14 @@ class Board:
             self.stop()
             raise
         return self
+
+    def _note_boot_kind(self, launcher: Launcher) -> None:
+        self.facts.boot_kind = "restored" if launcher.restored else "cold"
+        self.facts.boot_note = launcher.boot_note
+        self.facts.extra["started_from"] = "snapshot" if launcher.restored else "cold boot"
+        if launcher.snapshot_fallback:
+            self.facts.snapshot_fallbacks += 1
+            self.console_note(f"{self.name}: {launcher.boot_note}")
 
     def restart(self) -> None:
         """Hard reset: stop the emulator/process and boot again (QEMU and process boards only)."""
@@ -256,13 +277,17 @@ class Board:
         if not self.launcher or not self.launcher.can_wait_exit:
             raise InfrastructureError(f"{self.name}: run_to_exit needs a board that can exit (QEMU semihosting)")
         timeout = self.spec.console.exec_timeout if timeout is None else timeout
-        self._repl().send_code(code)
+        self._guard(lambda: self._repl().send_code(code))
         try:
             status = self.launcher.wait_exit(timeout)
         except TimeoutError:
             raise ExecTimeout(f"{self.name}: firmware did not exit within {timeout:g} s; {self._tail()}") from None
         finally:
             self.console_note(f"machine exited with status {self.launcher.exit_status}")
+        if status < 0:
+            # ended by a signal from outside (kill -9, the OOM killer, a CI runner cleaning up), not by
+            # the firmware: infrastructure, retried on a fresh board (the pool restarts a dead one)
+            raise BoardDied(f"{self.name}: while running code to its exit, {self.launcher.death()}; {self._tail()}")
         self.restart()
         ok = self.launcher.ok_exit_codes
         if status not in ok:

@@ -1,10 +1,15 @@
 """Content-addressed build cache: an artifact is rebuilt only when its inputs change.
 
 Builds run under a file lock so parallel pytest-xdist workers building the same image
-wait for one another instead of racing, and land atomically (build in a temp dir, rename)."""
+wait for one another instead of racing, and land atomically (build in a temp dir, rename).
+
+A hit needs no write (no lock file either): a read-only cache that holds the entry works. A miss on
+a read-only cache, or a full disk during a build, is one CacheError (a BuildError by the time it
+leaves harness.images) naming the path and the fix, and leaves no partial output behind."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -14,13 +19,49 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from harness.errors import BuildError
+
 DONE_MARKER = ".complete"
+# errors of the disk under the cache (not of the build's own logic): reported as one line with a fix
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _root_path() -> Path:
+    return Path(os.environ.get("HIL_CACHE") or Path.home() / ".cache" / "hil")
 
 
 def cache_root() -> Path:
-    root = Path(os.environ.get("HIL_CACHE") or Path.home() / ".cache" / "hil")
-    root.mkdir(parents=True, exist_ok=True)
+    root = _root_path()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, root) from None
     return root
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+class CacheError(BuildError):
+    """A disk problem under the cache (read-only, full, no permission). Its message is one line
+    naming the path, the errno text and the fix (an infrastructure error, like any build failure)."""
+
+
+def disk_error(exc: OSError, where: Path | str | None = None, doing: str = "") -> CacheError:
+    """One line for a disk problem: the path, the errno text and what to do about it."""
+    path = exc.filename or where or _root_path()
+    path = os.fsdecode(path) if isinstance(path, bytes) else path
+    text = exc.strerror or str(exc)
+    root = _root_path()
+    in_cache = Path(os.path.abspath(path)).is_relative_to(os.path.abspath(root))
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space on that disk"
+        fix += f", or set HIL_CACHE to a directory on a disk with room (cache: {root})" if in_cache else ""
+    else:
+        fix = "make it writable"
+        fix += f", or set HIL_CACHE to a writable directory (cache: {root})" if in_cache else ", or use a writable one"
+    return CacheError(f"{path}: {text}{f' while {doing}' if doing else ''}: {fix}")
 
 
 def _iter_files(path: Path) -> Iterable[Path]:
@@ -54,19 +95,36 @@ def cached_build(
 ) -> tuple[Path, str, bool]:
     """Return (directory, digest, was_cached). ``build(out_dir)`` fills a fresh directory."""
     digest = content_hash(inputs)
-    base = cache_root() / kind
-    base.mkdir(parents=True, exist_ok=True)
+    base = _root_path() / kind
     final = base / digest
-    with FileLock(str(base / f"{digest}.lock")):
-        if (final / DONE_MARKER).exists():
+    if (final / DONE_MARKER).exists():  # a hit: nothing to write, no lock (a read-only cache works)
+        return final, digest, True
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(base / f"{digest}.lock"))
+        lock.acquire()
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        raise disk_error(exc, base, f"building {kind} {digest} (not in the cache)") from None
+    try:
+        if (final / DONE_MARKER).exists():  # another process built it while we waited for the lock
             return final, digest, True
-        if final.exists():
-            shutil.rmtree(final)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=base))
+        tmp: Path | None = None
         try:
+            if final.exists():
+                shutil.rmtree(final)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=base))
             build(tmp)
             (tmp / DONE_MARKER).write_text(digest)
             tmp.rename(final)
+        except OSError as exc:
+            if not is_disk_error(exc):
+                raise
+            raise disk_error(exc, tmp or base, f"building {kind} {digest}") from None
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        lock.release()
     return final, digest, False

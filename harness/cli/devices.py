@@ -36,6 +36,9 @@ LabOption = Annotated[
 DeviceOption = Annotated[list[str] | None, typer.Option("--device", "-d", help="device name (repeatable; default all)")]
 JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="devices in parallel (0: all at once)")]
 OutOption = Annotated[Path, typer.Option("--out", help="logs and reports go here")]
+LockTimeoutOption = Annotated[float, typer.Option(
+    "--lock-timeout", envvar="HIL_LOCK_TIMEOUT", metavar="S",
+    help="wait up to S seconds for a device another run holds (a pytest run, another hil flash/smoke)")]
 
 
 def devices(lab: LabOption = None) -> None:
@@ -121,7 +124,7 @@ def _as_dict(r: DeviceResult) -> dict:
     return {
         "device": r.name, "port": r.port, "verdict": r.verdict, "micropython": r.version, "banner": r.banner,
         "passed": r.passed, "failed": r.failed, "errors": r.errors, "skipped": r.skipped, "problem": r.problem,
-        "seconds": round(r.seconds, 2), "junit": str(r.junit) if r.junit else None,
+        "seconds": round(r.seconds, 2), "junit": str(r.junit) if r.junit else None, "notes": r.notes,
         "flash": None if flash is None else {
             "method": flash.method, "summary": flash.summary(), "bytes_written": flash.bytes_written,
             "bytes_per_second": round(flash.throughput), "notes": flash.notes,
@@ -150,13 +153,16 @@ def flash(
     jobs: JobsOption = 0,
     force: Annotated[bool, typer.Option("--force", help="rewrite files that are already identical")] = False,
     out_dir: OutOption = Path("hil-out/devices"),
+    lock_timeout: LockTimeoutOption = 30.0,
 ) -> None:
-    """Flash a tray of devices in parallel; each write is verified by read-back."""
+    """Flash a tray of devices in parallel; each write is verified by read-back. Each device is locked
+    while it is flashed (the lock pytest runs take)."""
     from harness.lab.tray import flash_only
 
     out_dir = out_dir.resolve()
     results = _run("flash", lab, device, jobs, out_dir,
-                   lambda lb, d, rep: flash_only(lb, d, out_dir, rep, force=force))  # fmt: skip
+                   lambda lb, d, rep: flash_only(lb, d, out_dir, rep, force=force,
+                                                 lock_timeout=lock_timeout))  # fmt: skip
     raise typer.Exit(0 if all(r.verdict == "PASS" for r in results) else 1)
 
 
@@ -168,8 +174,10 @@ def smoke(
     suite: Annotated[Path | None, typer.Option("--suite", help="suite to run (default suites/smoke)")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds the suite may take per device")] = 600.0,
     out_dir: OutOption = Path("hil-out/devices"),
+    lock_timeout: LockTimeoutOption = 30.0,
 ) -> None:
-    """Flash, reset, check banner and version, run the smoke suite: a verdict per device."""
+    """Flash, reset, check banner and version, run the smoke suite: a verdict per device. Each device
+    is locked for all of it (the lock pytest runs take; the suite's pytest is handed it)."""
     from harness.lab.tray import smoke_device
     from harness.paths import resource
 
@@ -181,7 +189,7 @@ def smoke(
         raise ConfigError(f"--suite {suite}: no such file or directory")
     results = _run("smoke", lab, device, jobs, out_dir,
                    lambda lb, d, rep: smoke_device(lb, d, out_dir, rep, flash=not no_flash, suite=chosen,
-                                                   timeout=timeout))  # fmt: skip
+                                                   timeout=timeout, lock_timeout=lock_timeout))  # fmt: skip
     raise typer.Exit(0 if all(r.verdict == "PASS" for r in results) else 1)
 
 

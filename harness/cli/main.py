@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import sys
 import termios
 import time
@@ -18,7 +19,8 @@ import typer
 from rich.console import Console as RichConsole
 from rich.table import Table
 
-from harness.config.boards import board_files, find_board, load_board, targets_dir
+from harness.cache import disk_error, is_disk_error
+from harness.config.boards import board_files, find_board, installation_problems, load_board, targets_dir
 from harness.errors import ConfigError, HarnessError
 from harness.paths import resource
 
@@ -41,6 +43,7 @@ def boards() -> None:
         except ConfigError as exc:
             problems.append(str(exc))
             continue
+        problems += installation_problems(spec)  # e.g. launch.binary not on PATH
         where = spec.launch.describe()
         table.add_row(
             spec.name, f"{spec.launch.kind}: {where}", spec.image.builder,
@@ -61,9 +64,11 @@ def build(board: str) -> None:
 
     b = Board(find_board(board), log=lambda m: err.print(m, highlight=False))
     started = time.monotonic()
-    with err.status(f"building {board}..."):
-        image = b.build()
-    b.stop()
+    try:
+        with err.status(f"building {board}..."):
+            image = b.build()
+    finally:
+        b.stop()
     state = "cached" if image.cached else f"built in {time.monotonic() - started:.1f} s"
     out.print(f"{board}: image {image.digest} ({state})")
     for key, path in image.files.items():
@@ -75,6 +80,8 @@ def boot(
     board: str,
     command: Annotated[str | None, typer.Option("-c", help="run this code and exit instead of an interactive console")]
     = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="seconds -c code may run (default: the "
+                                                  "board's console.exec_timeout)")] = None,
 ) -> None:
     """Boot BOARD and attach to its console (Ctrl-] exits and stops the board)."""
     from harness.board import Board
@@ -86,13 +93,40 @@ def boot(
         f = b.facts
         err.print(f"{board}: {f.banner} (ready in {f.boot_seconds:.2f} s, heap {f.heap_bytes} B)", highlight=False)
         if command is not None:
-            sys.stdout.write(b.exec(command))
+            _run_code(b, command, timeout)
             return
         b.repl.exit_raw()
         err.print("console attached: Ctrl-] to exit", highlight=False)
         _interactive(b)
     finally:
         b.stop()
+
+
+def _run_code(b, code: str, timeout: float | None) -> None:
+    """``hil boot -c``: the board's output on stdout; when the code raises, the board's own traceback
+    on stderr and status 1 (as the micropython command does), never the host's."""
+    from harness.io.repl import BoardException, ExecTimeout
+
+    running = b.spawn(code)
+    try:
+        text = running.finish(timeout)
+    except BoardException as exc:
+        sys.stdout.write(bytes(running.output).decode("utf-8", "replace").replace("\r\n", "\n"))
+        sys.stdout.flush()
+        sys.stderr.write(exc.board_traceback.replace("\r", "").strip("\n") + "\n")
+        sys.stderr.flush()
+        raise typer.Exit(1) from None
+    except ExecTimeout as exc:
+        limit = timeout if timeout is not None else b.spec.console.exec_timeout
+        partial = str(exc).partition("output so far: ")[2]
+        partial = partial if len(partial) <= 120 else partial[:120] + "..."
+        err.print(
+            f"hil: error: ExecTimeout: {b.name}: the code ran past {limit:g} s and was interrupted (output so far: "
+            f"{partial or 'none'}); give it longer with --timeout SECONDS",
+            highlight=False, soft_wrap=True, markup=False,
+        )  # fmt: skip
+        raise typer.Exit(1) from None
+    sys.stdout.write(text)
 
 
 def _interactive(b) -> None:
@@ -130,8 +164,6 @@ def run(
     Extra arguments go to pytest."""
     import pytest
 
-    from harness.report.junit import tally_by_board
-
     out_dir.mkdir(parents=True, exist_ok=True)
     junit, html = out_dir / "junit.xml", out_dir / "report.html"
     junit.unlink(missing_ok=True)
@@ -143,18 +175,22 @@ def run(
     args += ["-p", "no:cacheprovider", f"--rootdir={root}", *ctx.args]
     if workers:
         args += ["-n", workers]
-    code = int(pytest.main(args))
-    if junit.exists():
-        from harness.cli.report import print_matrix
-        from harness.report.html import write_html
-        from harness.report.junit import read_cases
-
-        _print_verdicts(tally_by_board(junit))
-        cases = read_cases(junit)
-        if cases:
-            print_matrix(cases)
-        write_html(junit, html)  # harness/report/html.py: static, self-contained (replaces pytest-html)
-        out.print(f"JUnit: {junit}   HTML: {html}")
+    code: int = pytest.ExitCode.INTERRUPTED
+    try:
+        code = int(pytest.main(args))  # a Ctrl-C in a test: pytest writes JUnit and returns INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C while pytest was winding down
+        code = pytest.ExitCode.INTERRUPTED
+    finally:
+        # Reports are written on any way out, and a further Ctrl-C cannot cut them short.
+        interrupted = code == pytest.ExitCode.INTERRUPTED
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _write_reports(junit, html, interrupted)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        err.print("hil: interrupted: the verdicts cover the tests that ran before Ctrl-C", highlight=False)
+        sys.exit(130)
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         err.print("error: no tests were collected: check --suite and --board", highlight=False)
     # sys.exit, not typer.Exit: main() runs the app with standalone_mode=False, where click turns
@@ -162,11 +198,28 @@ def run(
     sys.exit(code)
 
 
+def _write_reports(junit: Path, html: Path, interrupted: bool) -> None:
+    if not junit.exists():
+        return
+    from harness.cli.report import print_matrix
+    from harness.report.html import write_html
+    from harness.report.junit import read_cases, tally_by_board
+
+    try:
+        write_html(junit, html)  # first: harness/report/html.py, static and self-contained
+    finally:
+        _print_verdicts(tally_by_board(junit, interrupted=interrupted))
+        cases = read_cases(junit)
+        if cases:
+            print_matrix(cases)
+        out.print(f"JUnit: {junit}   HTML: {html}")
+
+
 def _print_verdicts(tallies) -> None:
     table = Table(title="per-board verdict")
     for col in ("board", "verdict", "passed", "failed", "errors", "xfail", "skipped", "first problem"):
         table.add_column(col)
-    colors = {"PASS": "green", "FAIL": "red", "ERROR": "magenta", "SKIP": "yellow"}
+    colors = {"PASS": "green", "FAIL": "red", "ERROR": "magenta", "SKIP": "yellow", "INTERRUPTED": "red"}
     for name, t in sorted(tallies.items()):
         v = t.verdict
         table.add_row(
@@ -199,7 +252,12 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except HarnessError as exc:
-        err.print(f"hil: error: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"hil: error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(2)
+    except OSError as exc:  # a read-only or full disk outside the image cache (reports, logs, ...)
+        if not is_disk_error(exc):
+            raise
+        err.print(f"hil: error: {disk_error(exc)}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("hil: interrupted", highlight=False)

@@ -7,6 +7,8 @@ the file and key."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -15,6 +17,13 @@ from harness.config.schema import fill, read_toml
 from harness.errors import ConfigError
 from harness.paths import resource
 
+# Debian packages of the programs target files name, for "install it" hints
+DEBIAN_PACKAGES = {
+    "qemu-system-arm": "qemu-system-arm", "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-system-i386": "qemu-system-x86", "qemu-system-aarch64": "qemu-system-arm",
+    "qemu-system-riscv32": "qemu-system-misc", "qemu-system-riscv64": "qemu-system-misc",
+    "qemu-system-xtensa": "qemu-system-misc",
+}  # fmt: skip
 KNOWN_CAPABILITIES = ("net", "tls", "can", "fs", "ipv6", "asm_thumb", "soft_reset", "tap", "firmware_py")
 COMMON_CAN_INTERFACES = ("socketcan", "slcan", "pcan", "kvaser", "gs_usb", "virtual")
 
@@ -321,6 +330,40 @@ def check_board(spec: BoardSpec, where: str) -> None:
             raise ConfigError(f"{where}: key 'console.{key}' must be > 0 seconds")
     if spec.console.write_chunk < 0 or spec.console.write_gap_ms < 0:
         raise ConfigError(f"{where}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
+
+
+def _program_problem(program: str, where: str, key: str) -> str | None:
+    """None if ``program`` (a name on PATH, or a path) can be run, else the one-line fix."""
+    if os.sep in program:
+        if os.path.isfile(program) and os.access(program, os.X_OK):
+            return None
+        state = "is not executable" if os.path.exists(program) else "does not exist"
+        return f"{where}: key '{key}' is {program!r}, which {state}: install it or fix the path"
+    if shutil.which(program):
+        return None
+    package = DEBIAN_PACKAGES.get(program)
+    fix = f"install Debian package {package} (make setup does)" if package else "install it or fix the path"
+    return f"{where}: key '{key}' is {program!r}, which is not on PATH: {fix}"
+
+
+def installation_problems(spec: BoardSpec, where: str | None = None) -> list[str]:
+    """What this machine lacks to start the board: its QEMU binary. Kept out of
+    ``load_board`` (a target file is valid on a machine without QEMU: unit tests, `hil boards` in
+    CI): `hil boards` lists these problems and every board start checks them first (check_installed)."""
+    where = where or str(spec.path)
+    launch = spec.launch
+    # A process board's program may be a {venv_bin} template: its launcher names file and key when it
+    # is missing. A serial port is the bench's state, not the installation's: checked when opened.
+    problem = _program_problem(launch.binary, where, "launch.binary") if isinstance(launch, QemuLaunch) else None
+    return [problem] if problem else []
+
+
+def check_installed(spec: BoardSpec, where: str | None = None) -> None:
+    """ConfigError (one line: file, key, fix) if the board's launch program is missing: a retry on a
+    fresh board cannot install it, so this is a configuration error, never an infrastructure one."""
+    problems = installation_problems(spec, where)
+    if problems:
+        raise ConfigError(problems[0])
 
 
 def _is_mac(text: str) -> bool:

@@ -69,6 +69,12 @@ def _run(
             raise BuildError(f"{what} timed out after {timeout:.0f} s (log: {log_file})") from None
         log.write(out)
     if proc.returncode != 0:
+        full = next((ln.strip() for ln in out.splitlines() if "No space left on device" in ln), None)
+        if full:  # a full disk under a tool: the tool's line names the file; say what to do
+            raise BuildError(
+                f"{what} failed: {full}: free space there, or set HIL_CACHE (and TMPDIR) to a disk with room "
+                f"(log: {log_file})"
+            )
         raise BuildError(f"{what} failed (exit {proc.returncode}): {_last_error_line(out)} (log: {log_file})")
     return out
 
@@ -203,6 +209,37 @@ class IsolatedApt:
         return cmd + list(args)
 
 
+# apt's words for a mirror it could not reach (apt-get update only warns about these and exits 0;
+# the next `apt-get source` then blames missing deb-src entries)
+_UNREACHABLE = re.compile(
+    r"Temporary failure resolving|Could not resolve|Could not connect|Connection timed out|Connection failed"
+    r"|Network is unreachable|No route to host|Unable to connect|Connection refused|Cannot initiate the connection",
+    re.IGNORECASE,
+)
+_FETCH_FAILED = re.compile(r"^(?:W|E|Err:\d+): .*?Failed to fetch (\S+)\s+(.*)$|^Err:\d+ (\S+.*)$", re.MULTILINE)
+
+
+def _mirror_problem(output: str) -> tuple[bool, str] | None:
+    """(unreachable, apt's reason) when apt could not fetch from the mirror, else None."""
+    reasons = []
+    for m in _FETCH_FAILED.finditer(output):
+        if m.group(1):
+            reasons.append(f"{m.group(1)}: {m.group(2).strip()}")
+    lines = [ln.strip() for ln in output.splitlines()]
+    unreachable = next((ln for ln in lines if _UNREACHABLE.search(ln)), None)
+    if unreachable:
+        return True, next((r for r in reasons if _UNREACHABLE.search(r)), unreachable)
+    return (False, reasons[0]) if reasons else None
+
+
+def _unreachable_error(mirror: str, package: str, version: str, reason: str, log_file: Path) -> BuildError:
+    return BuildError(
+        f"cannot reach the Debian mirror {mirror} to fetch the source {package}={version} ({reason}): check the "
+        f"network (or the proxy in /etc/apt/apt.conf.d), or set image option 'mirror' to a reachable mirror "
+        f"(log: {log_file})"
+    )
+
+
 def _fetch_source(package: str, version: str, options: dict, out: Path, log_file: Path) -> None:
     """Download and extract <package>=<version> into out/<package>."""
     require_tools(FETCH_TOOLS)
@@ -210,16 +247,32 @@ def _fetch_source(package: str, version: str, options: dict, out: Path, log_file
         raise BuildError(f"{KEYRING} missing: install the Debian package debian-archive-keyring")
     env = {**os.environ, "LC_ALL": "C"}
     with tempfile.TemporaryDirectory(prefix="hil-apt-") as tmp:
-        apt = IsolatedApt(Path(tmp), _mirror(options))
+        mirror = _mirror(options)
+        apt = IsolatedApt(Path(tmp), mirror)
         apt.setup()
         try:
-            _run(
+            update = _run(
                 apt.command("update"),
                 what=f"apt-get update for {SUITE}",
                 timeout=APT_TIMEOUT,
                 log_file=log_file,
                 env=env,
             )
+        except BuildError as e:
+            problem = _mirror_problem(log_file.read_text(errors="replace"))
+            if "timed out" in str(e) or (problem and problem[0]):
+                reason = problem[1] if problem else f"no answer within {APT_TIMEOUT} s"
+                raise _unreachable_error(mirror, package, version, reason, log_file) from None
+            raise BuildError(f"could not download Debian source {package}={version} from {SUITE}: {e}") from None
+        problem = _mirror_problem(update)
+        if problem and problem[0]:
+            raise _unreachable_error(mirror, package, version, problem[1], log_file)
+        if problem:
+            raise BuildError(
+                f"the Debian mirror {mirror} did not serve the {SUITE} source index ({problem[1]}): set image "
+                f"option 'mirror' to a Debian mirror that carries {SUITE} (log: {log_file})"
+            )
+        try:
             _run(
                 apt.command("source", "--download-only", f"{package}={version}"),
                 what="apt-get source",
@@ -229,9 +282,11 @@ def _fetch_source(package: str, version: str, options: dict, out: Path, log_file
                 cwd=apt.root / "download",
             )
         except BuildError as e:
-            raise BuildError(
-                f"could not download Debian source {package}={version} from {SUITE}: {e}"
-            ) from None
+            problem = _mirror_problem(log_file.read_text(errors="replace"))
+            if "timed out" in str(e) or (problem and problem[0]):
+                reason = problem[1] if problem and problem[0] else f"no answer within {APT_TIMEOUT} s"
+                raise _unreachable_error(mirror, package, version, reason, log_file) from None
+            raise BuildError(f"could not download Debian source {package}={version} from {SUITE}: {e}") from None
         dscs = list((apt.root / "download").glob("*.dsc"))
         if len(dscs) != 1:
             raise BuildError(f"apt-get source {package}={version} gave no .dsc (log: {log_file})")
@@ -246,7 +301,6 @@ def _fetch_source(package: str, version: str, options: dict, out: Path, log_file
         )
 
 
-
 @contextmanager
 def step_log(kind: str, out: Path) -> Iterator[Path]:
     """A fresh log for one build step. Error messages point at it, so a failed step leaves it in the
@@ -257,8 +311,6 @@ def step_log(kind: str, out: Path) -> Iterator[Path]:
     log_file.write_text("")
     yield log_file
     shutil.move(log_file, out / "build.log")
-
-
 
 
 def source_tree(package: str, version: str, options: dict, log: Callable[[str], None] = print) -> Path:

@@ -21,8 +21,14 @@ from harness.io.console import Console
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
 SOFT_REBOOT = b"soft reboot\r\n"
+INTERRUPT_WAIT = 3.0  # default seconds for running code to answer Ctrl-C before it counts as unresponsive
 _ERRNO = re.compile(r"^(?:\[Errno (\d+)\]|(\d+))\s*(.*)$")
 
+
+
+def _end(output: bytes, limit: int = 400) -> str:
+    """The end of what a board printed, for a one-line error (a flood must not fill the message)."""
+    return repr(output[-limit:]) if len(output) <= limit else f"...{output[-limit:]!r}"
 
 class BoardException(Exception):
     """An exception raised by code on the board. Subclasses also derive from the builtin of the
@@ -64,7 +70,7 @@ class RunningCode:
             index = console.expect_exact([marker.encode(), b"\x04"], timeout=timeout)
         except pexpect.TIMEOUT:
             raise AssertionError(
-                f"board did not print {marker!r} within {timeout:g} s; output so far: {bytes(self.output)!r}"
+                f"board did not print {marker!r} within {timeout:g} s; output so far: {_end(bytes(self.output))}"
             ) from None
         self.output += console.before
         if index == 1:  # the code ended (the \x04 closing stdout) without printing the marker
@@ -124,10 +130,14 @@ def parse_board_exception(stderr: str) -> BoardException:
 
 
 class RawRepl:
-    def __init__(self, console: Console, *, raw_paste: bool = True, exec_timeout: float = 10.0) -> None:
+    def __init__(
+        self, console: Console, *, raw_paste: bool = True, exec_timeout: float = 10.0,
+        interrupt_wait: float = INTERRUPT_WAIT,
+    ) -> None:  # fmt: skip
         self.console = console
         self.use_raw_paste: bool | None = None if raw_paste else False  # None: not probed yet
         self.exec_timeout = exec_timeout
+        self.interrupt_wait = interrupt_wait  # past a timeout: how long Ctrl-C may take to stop the code
         self.in_raw = False
 
     # --- mode changes -------------------------------------------------------------------------
@@ -267,14 +277,16 @@ class RawRepl:
     def _recover_from_timeout(self, timeout: float) -> None:
         self.console.send(b"\x03")
         try:
-            self.console.expect_exact(b"\x04", timeout=3.0)
+            self.console.expect_exact(b"\x04", timeout=self.interrupt_wait)
         except pexpect.TIMEOUT:
             self.in_raw = False
             raise Unresponsive(
                 f"{self.console.transport.name}: board stopped answering (no output end within {timeout:g} s, "
-                f"Ctrl-C did not help); console tail: {self.console.tail(200)!r}"
+                f"Ctrl-C not answered within {self.interrupt_wait:g} s); console tail: {self.console.tail(200)!r}"
             ) from None
         partial = self.console.before.decode("utf-8", "replace")
         self.console.expect_bytes(b"\x04", 3.0, "end of error output")
         self.console.expect_bytes(b">", 3.0, "raw REPL prompt")
-        raise ExecTimeout(f"code on the board ran past {timeout:g} s and was interrupted; output so far: {partial!r}")
+        raise ExecTimeout(
+            f"code on the board ran past {timeout:g} s and was interrupted; output so far: {_end(partial)}"
+        )

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import serial
+from serial.urlhandler import protocol_socket
 
 from harness.config.ports import PortRef, parse_port
 from harness.errors import BoardDied, InfrastructureError
@@ -111,6 +112,11 @@ class SerialTransport(Transport):
 
     def close(self) -> None:
         try:
+            if isinstance(self.port, protocol_socket.Serial) and self.port.is_open and self.port._socket:
+                # socket://: pyserial's close() sleeps 0.3 s "for quick reconnects" (none here), which
+                # every restart of a board on a TCP console would pay
+                self.port._socket.close()
+                self.port._socket, self.port.is_open = None, False
             self.port.close()
         except (serial.SerialException, OSError):
             pass

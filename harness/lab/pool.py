@@ -8,6 +8,11 @@
   even by ``kill -9``; the port itself is then opened exclusively (pyserial ``exclusive=True``).
   The lock file says who holds it (pid, host, command, since when), so a busy device is reported
   by name instead of a bare "resource busy".
+- Every command that opens a device takes its lock, not only pytest runs: ``hil flash`` and ``hil
+  smoke`` hold it for the whole flash, banner check and suite. The suite's child pytest does not
+  lock again (it would wait for its own parent): the parent hands it the locked file descriptor
+  (``pass_fds`` + ``$HIL_LOCK_FDS``, see ``handover``) and the child adopts it. The
+  device is never unlocked in between, and the lock outlives neither of them.
 
 A lease asks for a board by name (``mps2_an385``) or by tag (``tag:esp32``: any board whose name,
 arch, launch kind, capabilities or ``[board] tags`` include it; the first free one wins). Besides
@@ -33,12 +38,14 @@ from pathlib import Path
 import serial
 
 from harness.board import Board
-from harness.config.boards import BoardSpec, find_board, load_all
+from harness.config.boards import BoardSpec, check_installed, find_board, load_all
 from harness.config.ports import parse_port
 from harness.errors import BootError, ConfigError, HarnessError, InfrastructureError
+from harness.io.usb import resolve_lab_port
 
 DEFAULT_LOCK_DIR = "/tmp/hil-locks"
 TAG_PREFIX = "tag:"
+INHERITED_ENV = "HIL_LOCK_FDS"  # lock file descriptors a parent (hil smoke) handed its child pytest
 
 
 class DeviceBusy(InfrastructureError):
@@ -62,12 +69,14 @@ class Holder:
     command: str = ""
     board: str = ""
     since: float = 0.0
+    purpose: str = ""  # what the holder does with it, e.g. "hil smoke" (else its command line says)
 
     def describe(self) -> str:
         if not self.pid:
             return "another process (it has not said who it is yet)"
         when = time.strftime("%H:%M:%S", time.localtime(self.since)) if self.since else "?"
-        command = self.command if len(self.command) <= 80 else self.command[:77] + "..."
+        command = self.purpose or self.command
+        command = command if len(command) <= 80 else command[:77] + "..."
         return f"pid {self.pid} ({command} on host {self.host}) since {when}"
 
 
@@ -77,11 +86,12 @@ class DeviceLock:
     The lock file is never deleted (deleting a flock'ed file lets two processes lock two different
     inodes of one name); its content is one JSON line naming the holder, blanked on release."""
 
-    def __init__(self, port: str, board: str, directory: Path | None = None) -> None:
-        self.port, self.board = port, board
+    def __init__(self, port: str, board: str, directory: Path | None = None, purpose: str = "") -> None:
+        self.port, self.board, self.purpose = port, board, purpose
         self.directory = directory or lock_dir()
         self.path = self.directory / _lock_name(port)
         self.fd = -1
+        self.inherited = False  # adopted from the parent process: its holder record stays
 
     def _open(self) -> int:
         try:
@@ -109,6 +119,10 @@ class DeviceLock:
     def try_acquire(self) -> bool:
         if self.fd >= 0:
             return True
+        fd = self._inherited_fd()
+        if fd >= 0:
+            self.fd, self.inherited = fd, True
+            return True
         fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -117,12 +131,34 @@ class DeviceLock:
             return False
         me = {
             "pid": os.getpid(), "host": socket.gethostname(), "command": shlex.join(_command_line()),
-            "board": self.board, "port": self.port, "since": time.time(),
+            "board": self.board, "port": self.port, "since": time.time(), "purpose": self.purpose,
         }  # fmt: skip
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
         self.fd = fd
         return True
+
+    def _inherited_fd(self) -> int:
+        """A descriptor of this very lock file (same inode) that the parent handed us, locked by it:
+        flock on the same open file description succeeds (it is ours too). Anything else in
+        $HIL_LOCK_FDS (a number reused for another file, a closed one) is ignored."""
+        try:
+            ours = os.stat(self.path)
+        except OSError:
+            return -1
+        for item in os.environ.get(INHERITED_ENV, "").split(","):
+            if not item.strip().isdigit():
+                continue
+            fd = int(item)
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != (ours.st_dev, ours.st_ino):
+                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # closed, not ours after all, or locked by another open file
+                continue
+            return fd
+        return -1
 
     def holder(self) -> Holder:
         try:
@@ -135,8 +171,10 @@ class DeviceLock:
     def busy_message(self) -> str:
         return f"device {self.port} (board {self.board}) is held by {self.holder().describe()}"
 
-    def acquire(self, timeout: float, log: Callable[[str], None] = lambda m: None, poll: float = 0.1) -> None:
-        """Wait up to ``timeout`` seconds for the device; DeviceBusy names the holder if it stays busy."""
+    def acquire(self, timeout: float, log: Callable[[str], None] = lambda m: None, poll: float = 0.1,
+                option: str = "--hil-lock-timeout") -> None:  # fmt: skip
+        """Wait up to ``timeout`` seconds for the device; DeviceBusy names the holder if it stays busy
+        (and ``option``, the command's way to wait longer)."""
         if self.try_acquire():
             return
         log(f"{self.busy_message()}; waiting up to {timeout:g} s")
@@ -148,11 +186,14 @@ class DeviceLock:
                 return
         raise DeviceBusy(
             f"{self.busy_message()}; gave up after {timeout:g} s: stop that process, or wait longer with "
-            f"--hil-lock-timeout (or $HIL_LOCK_TIMEOUT)"
+            f"{option} (or $HIL_LOCK_TIMEOUT)"
         )
 
     def release(self) -> None:
         if self.fd < 0:
+            return
+        if self.inherited:  # the parent's lock: it still holds it and releases it; keep the descriptor
+            self.fd, self.inherited = -1, False  # open so a later lease here adopts it again
             return
         try:
             os.ftruncate(self.fd, 0)
@@ -165,11 +206,31 @@ class DeviceLock:
         return self.fd >= 0
 
 
+def handover(locks: list[DeviceLock]) -> tuple[dict[str, str], tuple[int, ...]]:
+    """Environment and ``pass_fds`` for a child that must use the devices these held locks guard
+    (hil smoke's suite pytest). Passing the locked descriptor is what keeps the device locked
+    throughout: releasing it for the child to take again would let a third process in between,
+    and a child told "your parent holds it" would run unlocked once the parent is gone."""
+    fds = tuple(lock.fd for lock in locks if lock.held)
+    return {INHERITED_ENV: ",".join(map(str, fds))}, fds
+
+
 def _command_line() -> list[str]:
     try:
         return Path("/proc/self/cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
     except OSError:
         return sys.argv
+
+
+def lock_port(port: str) -> str:
+    """The port a device lock is named after: a target's ``lab:NAME`` is the device it resolves to,
+    so that a run through the target and `hil smoke` on the lab device take one lock."""
+    if parse_port(port).scheme != "lab":
+        return port
+    try:
+        return resolve_lab_port(parse_port(port)).text
+    except (HarnessError, ValueError):  # not attached, ambiguous: opening it says so, with the fix
+        return port
 
 
 @contextlib.contextmanager
@@ -257,6 +318,7 @@ class BoardPool:
         if spec is None:
             spec, lock = self._lock_any(devices)
         try:
+            check_installed(spec)  # a missing QEMU is a ConfigError: not retried, file and key named
             board = self.board_factory(spec, log_dir=self.log_dir, log=self.log)
             with _boot_errors(spec.name):
                 board.start()
@@ -274,7 +336,7 @@ class BoardPool:
 
     def _lock_any(self, specs: list[BoardSpec]) -> tuple[BoardSpec, DeviceLock]:
         """The first free device among ``specs``; else wait for any of them up to the lock timeout."""
-        locks = [(s, DeviceLock(s.launch.port, s.name, self.lock_directory)) for s in specs]
+        locks = [(s, DeviceLock(lock_port(s.launch.port), s.name, self.lock_directory)) for s in specs]
         for spec, lock in locks:
             if lock.try_acquire():
                 return spec, lock

@@ -3,7 +3,11 @@ verdict per device. Devices run in parallel threads; each reports its phase and 
 a ``Reporter`` (the CLI draws rich progress bars from it).
 
 A device's port is resolved once per run (USB attributes -> /dev/tty*, or a labgrid place
-acquired for the whole run and released at the end, also on errors) and every step uses it."""
+acquired for the whole run and released at the end, also on errors) and every step uses it.
+
+The device is locked (harness/lab/pool.py DeviceLock, the lock pytest runs take) for the whole run:
+flash, banner check and suite. A device another run holds is waited for up to the lock timeout,
+then reported busy naming its holder. The suite's child pytest is handed the lock (pool.handover)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from harness.errors import HarnessError
 from harness.flash import FlashError, FlashReport, one_line
 from harness.io.labgrid import LabgridPlace
 from harness.io.usb import resolve_port
+from harness.lab.pool import DeviceLock, handover
 from harness.paths import resource
 
 _BANNER = re.compile(r"MicroPython (v\d+\.\d+\S*|[0-9a-f]{7,}) on \d{4}-\d\d-\d\d")
@@ -76,9 +81,11 @@ def open_board(device: DeviceSpec, port: str, log_dir: Path):
         return Board(board_spec(device, port), log_dir=log_dir, log=lambda m: None).start()
     except InfrastructureError as exc:
         message = str(exc)
-        if message.startswith(("serial port ", "cannot open serial port ")):  # say which lab entry to fix
+        start = min((i for i in (message.find("serial port "), message.find("cannot open serial port ")) if i >= 0),
+                    default=-1)  # fmt: skip
+        if start >= 0:  # the lab entry is what to fix, not the board type's target file
             fix = "fix its 'port'" if device.port else "fix its 'match'"
-            message = message.replace("set launch.port in the target file", fix)
+            message = message[start:].replace("fix key 'launch.port'", fix)
             raise type(exc)(f"{device.where}: {message}") from None
         raise
 
@@ -191,10 +198,12 @@ def check_board(device: DeviceSpec, port: str, log_dir: Path, result: DeviceResu
         raise FlashError(f"{device.name}: board runs MicroPython {result.version}, the lab file expects {want}")
 
 
-def run_suite(device: DeviceSpec, port: str, out_dir: Path, suite: Path, timeout: float, result: DeviceResult) -> None:
+def run_suite(device: DeviceSpec, port: str, out_dir: Path, suite: Path, timeout: float, result: DeviceResult,
+              locks: list[DeviceLock] | None = None) -> None:  # fmt: skip
     """The suite under pytest in a child process, ``--board`` this device: the lab file is handed to
     pytest as is (``--hil-lab``, it builds the device's board spec the same way) with the port
-    already resolved here (``--hil-port``: a USB device's tty, a leased labgrid place's URL)."""
+    already resolved here (``--hil-port``: a USB device's tty, a leased labgrid place's URL).
+    ``locks``: the device locks this run holds, handed to the child (it must not wait for them)."""
     junit = out_dir / f"{device.name}.junit.xml"
     junit.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(suite), "--hil-lab", str(device.lab_path.resolve()),
@@ -203,7 +212,9 @@ def run_suite(device: DeviceSpec, port: str, out_dir: Path, suite: Path, timeout
             f"--rootdir={resource('suites').parent}"]  # fmt: skip
     with open(out_dir / f"{device.name}.pytest.log", "wb") as log:
         root = resource("suites").parent
-        proc = procs.spawn(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        env, fds = handover(locks or [])
+        proc = procs.spawn(argv, cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                           env=os.environ | env, pass_fds=fds)  # fmt: skip
         try:
             status = proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -237,35 +248,62 @@ def tally_junit(path: Path, result: DeviceResult) -> None:
                 result.problem = f"{case.get('name')}: {one_line(outcome.get('message') or outcome.text or '', 200)}"
 
 
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
 def smoke_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, flash: bool = True,
-                 suite: Path | None = None, timeout: float = 600.0, force: bool = False) -> DeviceResult:  # fmt: skip
+                 suite: Path | None = None, timeout: float = 600.0, force: bool = False,
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> DeviceResult:  # fmt: skip
     """Flash (unless told not to), check banner and version, run the smoke suite: one verdict."""
     suite = suite or resource("suites") / "smoke"
     return _on_device(lab, device, out_dir, reporter, flash=flash and device.flasher != "none", force=force,
-                      suite=suite, timeout=timeout)  # fmt: skip
+                      suite=suite, timeout=timeout, lock_timeout=lock_timeout, purpose="hil smoke")  # fmt: skip
 
 
-def flash_only(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, force: bool = False) -> DeviceResult:
+def flash_only(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, force: bool = False,
+               lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> DeviceResult:  # fmt: skip
     """Flash, then check banner and version: one verdict."""
-    return _on_device(lab, device, out_dir, reporter, flash=True, force=force)
+    return _on_device(lab, device, out_dir, reporter, flash=True, force=force, lock_timeout=lock_timeout,
+                      purpose="hil flash")  # fmt: skip
+
+
+def lock_device(device: DeviceSpec, port: str, reporter: Reporter, result: DeviceResult, timeout: float,
+                purpose: str, stack: contextlib.ExitStack) -> DeviceLock:  # fmt: skip
+    """Take the lock of the device on ``port`` (waiting up to ``timeout`` s, saying for whom), held
+    until ``stack`` closes. The wait is noted in the result; a device that stays busy is DeviceBusy."""
+
+    def log(message: str) -> None:
+        if "waiting" in message:
+            holder = lock.holder()
+            reporter.phase(device.name, f"waiting for pid {holder.pid}" if holder.pid else "waiting for the device")
+        result.notes.append(message)
+
+    lock = DeviceLock(port, device.name, purpose=purpose)
+    lock.acquire(timeout, log, option="--lock-timeout")
+    stack.callback(lock.release)
+    return lock
 
 
 def _on_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, *, flash: bool, force: bool,
-               suite: Path | None = None, timeout: float = 600.0) -> DeviceResult:  # fmt: skip
+               suite: Path | None = None, timeout: float = 600.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+               purpose: str = "hil") -> DeviceResult:  # fmt: skip
     result = DeviceResult(device.name)
     started = time.monotonic()
     try:
         reporter.phase(device.name, "resolving port")
-        with device_port(lab, device) as port:
+        with device_port(lab, device) as port, contextlib.ExitStack() as held:
             result.port = port
+            locks = [lock_device(device, port, reporter, result, lock_timeout, purpose, held)]
             if flash:
                 result.flash = flash_device(device, port, out_dir / "logs", reporter, force)
                 port = result.port = _after_flash(device, port)
+                if locks[0].path != DeviceLock(port, device.name).path:  # re-enumerated as another tty
+                    locks.append(lock_device(device, port, reporter, result, lock_timeout, purpose, held))
             reporter.phase(device.name, "banner and version")
             check_board(device, port, out_dir / "logs", result)
             if suite is not None:
                 reporter.phase(device.name, f"running {suite.name}")
-                run_suite(device, port, out_dir, suite, timeout, result)
+                run_suite(device, port, out_dir, suite, timeout, result, locks)
         result.verdict = "ERROR" if result.errors else "FAIL" if result.failed else "PASS"
     except HarnessError as exc:
         result.verdict, result.problem = "ERROR", one_line(exc)

@@ -33,6 +33,8 @@ class Launcher(ABC):
     net: BoardNet | None = None  # how the host reaches the board's network, if it has one
     can: SlcanLink | None = None  # the board's CAN link, if it has one
     restored: bool = False  # started from a snapshot rather than booted
+    boot_note: str = ""  # why the last start went as it did (a snapshot that would not restore, ...)
+    snapshot_fallback: bool = False  # the last start meant to restore a snapshot and booted cold instead
     # optional abilities: launchers that have one say so (and override the method below)
     can_hard_reset: ClassVar[bool] = False  # stop + start gives a fresh board (not a bench device)
     can_wait_exit: ClassVar[bool] = False  # the machine can end itself with a status (semihosting)

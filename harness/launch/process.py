@@ -37,6 +37,7 @@ class ProcessLauncher(Launcher):
         self.stopping = False
         self.last_status: int | None = None
         self.quick_exits = 0
+        self.spawn_error = ""
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -103,7 +104,11 @@ class ProcessLauncher(Launcher):
             with self._lock:  # stop() must never race a respawn: it would leak the new process
                 if self.stopping:
                     return
-                self._spawn()
+                try:
+                    self._spawn()
+                except (OSError, subprocess.SubprocessError) as exc:  # leave it dead: death() says why
+                    self.spawn_error = f"restarting it failed: {exc}"
+                    return
 
     def alive(self) -> bool:
         return (self.proc is not None and self.proc.poll() is None) or (
@@ -115,6 +120,8 @@ class ProcessLauncher(Launcher):
         return self.last_status
 
     def death(self) -> str:
+        if self.spawn_error:
+            return f"process {self.launch.command[0]} exited (status {self.last_status}) and {self.spawn_error}"
         return f"process {self.launch.command[0]} kept exiting (last status {self.last_status})"
 
     def stop(self) -> None:

@@ -6,6 +6,7 @@ import os
 
 from harness.config.boards import BoardSpec, SerialLaunch
 from harness.config.ports import parse_port
+from harness.errors import InfrastructureError
 from harness.io import open_port
 from harness.io.labgrid import LabgridPlace
 from harness.io.transport import SerialTransport, Transport
@@ -36,9 +37,14 @@ class SerialLauncher(Launcher):
             ref = parse_port(self.lease.acquire())
         self.port = ref.text
         try:
-            self.transport = open_port(
-                ref, self.spec.console.baudrate, reconnect_timeout=self.spec.console.boot_timeout, **_pacing(self.spec)
-            )
+            try:
+                self.transport = open_port(ref, self.spec.console.baudrate,
+                                           reconnect_timeout=self.spec.console.boot_timeout, **_pacing(self.spec))
+            except InfrastructureError as exc:  # a missing device: name the file and key to fix
+                if "does not exist" not in str(exc):
+                    raise
+                fix = str(exc).replace("set launch.port in the target file", "fix key 'launch.port'")
+                raise InfrastructureError(f"{self.spec.path}: {fix}") from None
             # A board left in raw REPL by an earlier session answers no poke: Ctrl-B leaves it
             # (at the friendly prompt it just reprints the banner).
             self.transport.write(b"\x02")

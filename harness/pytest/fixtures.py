@@ -12,6 +12,8 @@ from harness.board import Board
 from harness.lab.pool import BoardPool
 from harness.pytest.state import CONSOLE_SECTION, POOL, board_param
 
+SECTION_BYTES = 20000  # console text attached to one test's report, at most
+
 
 @pytest.fixture(scope="session")
 def board_pool(request: pytest.FixtureRequest) -> BoardPool:
@@ -46,16 +48,20 @@ def dut(request: pytest.FixtureRequest, board: Board) -> Board:
         board.soft_reset()
     board.fresh = False
     start = board.console.received if board.console else 0
+    dropped = board.console.log_dropped if board.console else 0
     mark = board.console_log.stat().st_size if board.console_log.exists() else 0
     capture = _start_capture(board, item)
     yield board
     if capture:
         _stop_capture(board, item, *capture)
-    if board.console and board.console.received > start:
+    if board.console and (new := board.console.received - start) > 0:
         with open(board.console_log, "rb") as fh:
-            fh.seek(mark)
+            size = fh.seek(0, 2)
+            if board.console.log_dropped != dropped or size < mark:
+                mark = size - min(new, size)  # the capped log dropped bytes: its end is this test's
+            fh.seek(max(mark, size - SECTION_BYTES))  # at most SECTION_BYTES of it
             text = fh.read().decode("utf-8", "replace").replace("\r", "")
-        item.add_report_section("call", CONSOLE_SECTION, printable(text[-20000:]))
+        item.add_report_section("call", CONSOLE_SECTION, printable(text))
 
 
 def _start_capture(board: Board, item: pytest.Item) -> tuple[str, Path] | None:
@@ -85,7 +91,7 @@ def printable(text: str) -> str:
 
 def board_properties(board: Board) -> dict[str, str]:
     f = board.facts
-    return {
+    props = {
         "board": board.name,
         "micropython_version": f.version,
         "banner": f.banner,
@@ -93,3 +99,10 @@ def board_properties(board: Board) -> dict[str, str]:
         "boot_seconds": f"{f.boot_seconds:.3f}",
         "console_log": str(board.console_log),
     }
+    if f.boot_kind:  # how the board running this test started: restored from a snapshot, or cold (and why)
+        props["boot_kind"] = f.boot_kind
+        if f.boot_note:
+            props["boot_note"] = f.boot_note
+        if f.snapshot_fallbacks:
+            props["snapshot_fallbacks"] = str(f.snapshot_fallbacks)
+    return props

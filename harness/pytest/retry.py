@@ -43,10 +43,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     exc = call.excinfo.value
     # A harness error is one clear line (plus console tail), never a traceback of our internals.
     report.longrepr = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (InfrastructureError, ConfigError)) and not any(k == INFRA_PROPERTY for k, _ in props):
-        props.append((INFRA_PROPERTY, type(exc).__name__))
+    if isinstance(exc, (InfrastructureError, ConfigError)):
+        if not any(k == INFRA_PROPERTY for k, _ in props):
+            props.append((INFRA_PROPERTY, type(exc).__name__))
+        if report.when == "call" and report.failed:  # for pytest_report_teststatus (xdist sends it along)
+            report.user_properties.append((INFRA_PROPERTY, type(exc).__name__))
     if isinstance(exc, InfrastructureError) and not isinstance(exc, (DeviceBusy, Quarantined)):
         item.stash.setdefault(INFRA_ERROR, report.longrepr)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config):
+    """An infrastructure error in a test's call phase is an error in pytest's terminal line too
+    ("1 error", E, ERROR), as it is in JUnit (<error>), not a failure."""
+    if report.when == "call" and report.failed and any(k == INFRA_PROPERTY for k, _ in report.user_properties):
+        return "error", "E", "ERROR"
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -57,6 +57,7 @@ pre.msg { background: #fff8f8; color: #1f2328; border: 1px solid #ffcecb; }
 .retried { color: var(--skip); font-weight: 600; }
 .muted { color: #57606a; }
 .quarantine { color: var(--fail); font-weight: 600; }
+.fallback { color: var(--skip); font-weight: 600; }
 """
 
 
@@ -98,13 +99,40 @@ def _boards_html(cases: list[CaseResult]) -> str:
         rows.append(
             f'<tr><th scope="row">{escape(board)}</th><td>{escape(f.get("micropython_version", "-"))}</td>'
             f'<td>{escape(f.get("banner", "-"))}{note}</td><td><code>{escape(f.get("image_digest", "-"))}</code></td>'
-            f'<td class="num">{boot_cell}</td>'
+            f'<td class="num">{boot_cell}</td>{_boot_kind_cell(mine)}'
         )
         rows[-1] += f'<td class="num">{len(mine)}</td><td class="num">{total:.2f} s</td></tr>'
     return (
         '<table id="boards"><thead><tr><th>board</th><th>MicroPython</th><th>banner</th><th>image</th>'
-        f'<th>boot</th><th>tests</th><th>test time</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<th>boot</th><th>started</th><th>tests</th><th>test time</th></tr></thead><tbody>{"".join(rows)}</tbody>'
+        "</table>"
     )
+
+
+def _boot_kind_cell(mine: list[CaseResult]) -> str:
+    """How the board's runs started (restored from a snapshot or cold), and every snapshot fallback
+    with its reason: a snapshot that silently stops restoring shows here, not only in a log line."""
+    kinds: dict[str, int] = {}
+    notes: list[str] = []
+    fallbacks = 0
+    for c in mine:
+        if c.props.get("boot_kind"):
+            kinds[c.props["boot_kind"]] = kinds.get(c.props["boot_kind"], 0) + 1
+        note = c.props.get("boot_note", "")
+        if note.startswith("snapshot restore failed") and note not in notes:
+            notes.append(note)
+        fallbacks = max(fallbacks, int(c.props.get("snapshot_fallbacks", "0") or 0))
+    if not kinds:
+        return '<td class="muted">-</td>'
+    text = ", ".join(
+        escape(k) if len(kinds) == 1 else f"{escape(k)} ({n} test{'s' if n != 1 else ''})"
+        for k, n in sorted(kinds.items())
+    )
+    if fallbacks:
+        label = f"{fallbacks} snapshot fallback{'s' if fallbacks > 1 else ''} to a cold boot"
+        text += f'<div class="fallback">{label}</div>'
+        text += "".join(f'<div class="muted">{escape(n)}</div>' for n in notes)
+    return f'<td class="boot-kind">{text}</td>'
 
 
 def _case_html(c: CaseResult) -> str:

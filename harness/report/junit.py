@@ -63,9 +63,12 @@ class BoardTally:
     xfailed: int = 0
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)
+    interrupted: bool = False  # the run was cut short (Ctrl-C): some of the board's tests never ran
 
     @property
     def verdict(self) -> str:
+        if self.interrupted:  # never PASS on a partial run; the counts say how far it got
+            return "INTERRUPTED"
         if self.errors:
             return "ERROR"
         if self.failed:
@@ -73,8 +76,9 @@ class BoardTally:
         return "PASS" if self.passed else "SKIP"
 
 
-def tally_by_board(path: Path) -> dict[str, BoardTally]:
-    tallies: dict[str, BoardTally] = defaultdict(BoardTally)
+def tally_by_board(path: Path, interrupted: bool = False) -> dict[str, BoardTally]:
+    """Per-board counts and verdict; ``interrupted``: the run was cut short, every verdict says so."""
+    tallies: dict[str, BoardTally] = defaultdict(lambda: BoardTally(interrupted=interrupted))
     counter = {"passed": "passed", "failed": "failed", "error": "errors", "xfailed": "xfailed", "skipped": "skipped"}
     for case in read_cases(path):
         t = tallies[case.board]

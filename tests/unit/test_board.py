@@ -8,7 +8,7 @@ import pytest
 
 from harness.board import Board
 from harness.config.boards import find_board, load_board
-from harness.errors import BootError, InfrastructureError
+from harness.errors import BootError, ConfigError, InfrastructureError
 from harness.io.repl import parse_board_exception
 from harness.net.boardnet import BoardNet
 from tests.conftest import REPO, write_target
@@ -67,10 +67,12 @@ def test_missing_serial_port_names_the_port(tmp_path):
         Board(spec, log_dir=tmp_path).start()
 
 
-def test_missing_qemu_names_the_package(tmp_path):
+def test_missing_qemu_is_a_config_error_naming_file_and_key(tmp_path):
+    """Even a Board started directly (not through the pool) checks its QEMU first: not retried."""
     spec = load_board(write_target(tmp_path, "q", '[launch]\nkind = "qemu"\nbinary = "qemu-system-x86_64-nope"\n'
                                    'machine = "q35"\n'))
-    with pytest.raises(InfrastructureError, match=r"qemu-system-x86_64-nope not found: install Debian package"):
+    missing = r"q\.toml: key 'launch.binary' is 'qemu-system-x86_64-nope', which is not on PATH"
+    with pytest.raises(ConfigError, match=missing):
         Board(spec, log_dir=tmp_path).start()
 
 
@@ -103,3 +105,79 @@ def test_board_error_while_configuring_network_is_one_line(tmp_path, monkeypatch
     assert sent[0] == "import hil_net\nhil_net.up('192.168.77.10/24', '192.168.77.1')"  # tap: the static address
 
 
+
+
+# --- run_to_exit: the firmware's verdict vs a signal from outside -----------------------------------
+
+class _ExitingQemu:
+    """What run_to_exit sees of a QEMU that ends with ``status`` (negative: killed by that signal)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def wait(self, timeout: float) -> int:
+        return self.status
+
+    def poll(self) -> int:
+        return self.status
+
+
+def _board_running_to_exit(tmp_path, monkeypatch, status: int) -> tuple[Board, list[str]]:
+    from types import SimpleNamespace
+
+    from harness.images import Image
+    from harness.launch.base import LaunchContext
+    from harness.launch.qemu.launcher import QemuLauncher
+
+    board = Board(find_board("mps2_an385", REPO / "targets"), log_dir=tmp_path, log=lambda m: None)
+    launcher = QemuLauncher(board.spec, LaunchContext(Image(digest="d", files={}), tmp_path, tmp_path))
+    launcher.proc = _ExitingQemu(status)  # type: ignore[assignment]
+    sent: list[str] = []
+    board.launcher = launcher
+    board.repl = SimpleNamespace(send_code=sent.append)  # type: ignore[assignment]
+    monkeypatch.setattr(board, "restart", lambda: sent.append("restart"))
+    return board, sent
+
+
+def test_qemu_killed_by_a_signal_under_run_to_exit_is_board_died(tmp_path, monkeypatch):
+    """kill -9 from outside ends QEMU with status -9: not the firmware's verdict (FirmwareExit, a
+    failure never retried) but infrastructure (BoardDied: retried on a fresh board)."""
+    from harness.board import FirmwareExit
+    from harness.errors import BoardDied
+
+    board, sent = _board_running_to_exit(tmp_path, monkeypatch, -9)
+    try:
+        with pytest.raises(BoardDied) as info:
+            board.run_to_exit("import hil_semihost\nhil_semihost.exit(0)")
+        assert not isinstance(info.value, FirmwareExit) and isinstance(info.value, InfrastructureError)
+        assert str(info.value).startswith(
+            "mps2_an385: while running code to its exit, QEMU was killed by signal 9 (SIGKILL)"
+        )
+        assert sent == ["import hil_semihost\nhil_semihost.exit(0)"]  # no restart: the pool restarts a dead board
+    finally:
+        board.launcher = None  # nothing real to stop
+        board.stop()
+
+
+@pytest.mark.parametrize("status", [3, 1, 255])
+def test_firmware_exit_status_outside_ok_codes_stays_a_failure(tmp_path, monkeypatch, status):
+    from harness.board import FirmwareExit
+
+    board, sent = _board_running_to_exit(tmp_path, monkeypatch, status)
+    try:
+        with pytest.raises(FirmwareExit) as info:
+            board.run_to_exit("import hil_semihost\nhil_semihost.exit(3)")
+        assert info.value.status == status and isinstance(info.value, AssertionError)
+        assert sent[-1] == "restart"  # booted again for the tests after it
+    finally:
+        board.launcher = None  # nothing real to stop
+        board.stop()
+
+
+def test_ok_exit_status_is_returned(tmp_path, monkeypatch):
+    board, _ = _board_running_to_exit(tmp_path, monkeypatch, 0)
+    try:
+        assert board.run_to_exit("import hil_semihost\nhil_semihost.exit(0)") == 0
+    finally:
+        board.launcher = None  # nothing real to stop
+        board.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import select
-import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 
 from harness import procs
-from harness.config.boards import BoardSpec, CanSpec, QemuLaunch
+from harness.config.boards import BoardSpec, CanSpec, QemuLaunch, check_installed
 from harness.errors import BootError, InfrastructureError
 from harness.io.transport import SerialTransport, Transport
 from harness.launch.base import LaunchContext, Launcher, _pacing
@@ -25,7 +25,6 @@ from harness.net.boardnet import BoardNet, free_port, release, tap_net, user_net
 from harness.net.canlink import SlcanLink
 
 _PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label (\w+)\)")
-_QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-x86_64": "qemu-system-x86"}
 
 
 @register("qemu")
@@ -107,17 +106,21 @@ class QemuLauncher(Launcher):
             self.console_port = free_port()
 
     def start(self) -> Transport:
-        binary = self.launch.binary
-        if not shutil.which(binary):
-            pkg = _QEMU_PACKAGES.get(binary, "qemu-system")
-            raise InfrastructureError(f"{binary} not found: install Debian package {pkg} (make setup does)")
+        check_installed(self.spec)  # a missing QEMU: one line naming the file, the key and the package
+        self.boot_note, self.snapshot_fallback = "", False
         if self.spec.snapshot.enabled:
             self._allocate()
-            self.snapshot = Snapshot.for_config(self.spec.name, binary, self.snapshot_shape())
-            if self.snapshot.exists:
+            self.snapshot = Snapshot.for_config(self.spec.name, self.launch.binary, self.snapshot_shape())
+            if not self.snapshot.exists:
+                self.boot_note = "no snapshot yet; cold boot (saves one at the prompt)"
+            else:
                 try:
                     return self._start(incoming=True)
                 except InfrastructureError as exc:
+                    # counted and reported (board facts -> JUnit boot_kind/boot_note), not just logged:
+                    # a snapshot that keeps failing turns every start into a cold boot
+                    self.snapshot_fallback = True
+                    self.boot_note = f"snapshot restore failed: {_short(str(exc))}; cold boot"
                     self.log(f"[{self.spec.name}] snapshot {self.snapshot.path.name} unusable ({exc}); "
                              "discarding it and booting cold")
                     self._kill()
@@ -250,7 +253,10 @@ class QemuLauncher(Launcher):
 
     def death(self) -> str:
         status = self.exit_status
-        how = f"was killed by signal {-status}" if status is not None and status < 0 else f"exited with status {status}"
+        if status is not None and status < 0:
+            how = f"was killed by {signal_name(-status)}"
+        else:
+            how = f"exited with status {status}"
         return f"QEMU {how}; QEMU said: {self._out()}"
 
     def _kill(self) -> None:
@@ -266,3 +272,16 @@ class QemuLauncher(Launcher):
             release(self.net)
 
 
+
+
+def signal_name(number: int) -> str:
+    """"signal 9 (SIGKILL)": the number, as QEMU's exit status gives it, and its name."""
+    try:
+        return f"signal {number} ({signal.Signals(number).name})"
+    except ValueError:
+        return f"signal {number}"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -116,3 +116,68 @@ def test_run_prints_verdicts_and_writes_html_from_the_junit_file(hil, fake_pytes
     assert "board x suite" in out
     html = (tmp_path / "o" / "report.html").read_text()
     assert html != "stale" and "test_b[native]" in html
+
+
+# --- an interrupted run: INTERRUPTED verdicts, status 130, HTML written even on a second Ctrl-C -------------
+
+PARTIAL_JUNIT = (
+    '<testsuites><testsuite name="pytest">'
+    '<testcase classname="suites.smoke.test_smoke" name="test_a[native]">'
+    '<properties><property name="board" value="native"/></properties></testcase>'
+    '<testcase classname="suites.smoke.test_smoke" name="test_b[native]">'
+    '<properties><property name="board" value="native"/></properties></testcase>'
+    "</testsuite></testsuites>"
+)
+
+
+def _verdict_row(out: str, board: str) -> list[str]:
+    row = next(line for line in out.splitlines() if line.count("│") >= 8 and line.split("│")[1].strip() == board)
+    return [cell.strip() for cell in row.split("│")[1:-1]]
+
+
+def test_run_interrupted_says_so_with_the_counts_and_exits_130(hil, fake_pytest, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_pytest["junit"], fake_pytest["ret"] = PARTIAL_JUNIT, pytest.ExitCode.INTERRUPTED
+    status, out, err = hil("run", "--out", "o")
+    assert status == 130
+    assert _verdict_row(out, "native")[:4] == ["native", "INTERRUPTED", "2", "0"]
+    assert "PASS" not in out.split("per-board verdict")[1].split("board x suite")[0]
+    assert "hil: interrupted" in err and "Traceback" not in err
+    assert "test_b[native]" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_second_ctrl_c_in_pytest_still_writes_html(hil, fake_pytest, tmp_path, monkeypatch):
+    """The second Ctrl-C lands while pytest winds down (JUnit already written) and escapes pytest.main."""
+    monkeypatch.chdir(tmp_path)
+    fake_pytest["junit"] = PARTIAL_JUNIT
+    real_main = pytest.main
+
+    def interrupted_main(args):
+        real_main(args)  # the fake: writes the JUnit file
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pytest, "main", interrupted_main)
+    status, out, err = hil("run", "--out", "o")
+    assert status == 130 and "INTERRUPTED" in out and "Traceback" not in err
+    assert (tmp_path / "o" / "report.html").exists()
+
+
+def test_ctrl_c_while_the_reports_are_written_does_not_lose_the_html(hil, fake_pytest, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from harness.report import html as html_module
+
+    monkeypatch.chdir(tmp_path)
+    fake_pytest["junit"], fake_pytest["ret"] = PARTIAL_JUNIT, pytest.ExitCode.INTERRUPTED
+    real_render = html_module.render
+
+    def render(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C, in the middle of writing the report
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(html_module, "render", render)
+    status, _, _ = hil("run", "--out", "o")
+    assert status == 130
+    assert "test_a[native]" in (tmp_path / "o" / "report.html").read_text()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C works again afterwards

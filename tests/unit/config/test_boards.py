@@ -172,3 +172,38 @@ def test_shipped_can_boards_keep_their_slcan_link():
     for name, kernel in (("qemu_x86", True), ("mps2_an385", False)):
         can = find_board(name, REPO / "targets").can
         assert (can.link, can.kernel_params, can.interface) == ("slcan_serial", kernel, "")
+
+
+# --- what the machine must have installed: checked at `hil boards` and board start, not at load ----
+@pytest.mark.parametrize(("binary", "fix"), [
+    ("qemu-system-arm", "install Debian package qemu-system-arm (make setup does)"),
+    ("qemu-system-x86_64", "install Debian package qemu-system-x86 (make setup does)"),
+    ("qemu-system-hilnope", "install it or fix the path"),
+])  # fmt: skip
+def test_a_missing_qemu_binary_names_file_key_and_package(tmp_path, monkeypatch, binary, fix):
+    from harness.config.boards import check_installed, installation_problems
+
+    path = write_target(tmp_path, "b", f'[launch]\nmachine = "microbit"\nbinary = "{binary}"\n')
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a machine without QEMU
+    spec = load_board(path)  # the file itself is valid: unit tests and CI steps run without QEMU
+    message = f"{path}: key 'launch.binary' is '{binary}', which is not on PATH: {fix}"
+    assert installation_problems(spec) == [message]
+    with pytest.raises(ConfigError) as info:
+        check_installed(spec)
+    assert str(info.value) == message
+
+
+def test_a_qemu_binary_path_must_exist_and_run(tmp_path):
+    from harness.config.boards import check_installed, installation_problems
+
+    tool = tmp_path / "qemu-system-arm"
+    path = write_target(tmp_path, "b", f'[launch]\nmachine = "microbit"\nbinary = "{tool}"\n')
+    spec = load_board(path)
+    assert installation_problems(spec) == [
+        f"{path}: key 'launch.binary' is '{tool}', which does not exist: install it or fix the path"]
+    tool.write_text("#!/bin/sh\n")
+    assert "is not executable" in installation_problems(spec)[0]
+    tool.chmod(0o755)
+    check_installed(spec)
+    serial = load_board(write_target(tmp_path, "s", '[launch]\nkind = "serial"\nport = "/dev/ttyHILGONE"\n'))
+    assert installation_problems(serial) == []  # a port is the bench's state: checked when opened

@@ -106,3 +106,27 @@ def test_parse_board_exception(stderr, type_, errno_, message):
     if message is not None:
         assert exc.message == message
     assert exc.board_traceback == stderr
+
+
+def test_code_that_ignores_ctrl_c_is_unresponsive_after_the_interrupt_wait():
+    """Past its timeout running code gets ``interrupt_wait`` seconds to answer Ctrl-C: a board
+    that can be restarted is given little (the restart is what stops it), not a fixed 3 s."""
+    import time
+
+    from harness.io.repl import Unresponsive
+
+    board = FakeRawBoard(hang=True)  # code that swallows Ctrl-C: no output end, ever
+    repl = RawRepl(Console(board, timeout=0.5), raw_paste=False, exec_timeout=0.2, interrupt_wait=0.3)
+    repl.in_raw = True
+    started = time.monotonic()
+    with pytest.raises(Unresponsive, match=r"Ctrl-C not answered within 0.3 s"):
+        repl.collect()
+    assert time.monotonic() - started < 0.2 + 0.3 + 0.3
+    assert board.writes == [b"\x03"] and not repl.in_raw
+
+
+def test_default_interrupt_wait_is_kept_for_boards_that_cannot_be_restarted():
+    from harness.io.repl import INTERRUPT_WAIT
+
+    repl, _ = make()
+    assert repl.interrupt_wait == INTERRUPT_WAIT == 3.0

@@ -136,3 +136,105 @@ def test_tags_and_lab_devices_select_boards(tmp_path, monkeypatch):
     pool.release("tag:mine")
     assert pool.get("d1").name == "d1" and pool.candidates("d1")[0].launch.port == f"{tmp_path}/tty-d1"
     pool.stop_all()
+
+
+# --- a lock handed to a child process (hil smoke's suite pytest), and boards that cannot start -----
+CHILD = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from harness.lab.pool import DeviceLock
+lock = DeviceLock({port!r}, "bench-1", __import__("pathlib").Path({locks!r}))
+print(lock.try_acquire(), lock.inherited, flush=True)
+lock.release()  # the parent's lock: still held; adopted again by a later lease
+print(lock.try_acquire(), lock.inherited, flush=True)
+"""
+
+
+def run_child(tmp_path, port, env, fds) -> list[str]:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = CHILD.format(repo=str(REPO), port=str(port), locks=str(tmp_path / "locks"))
+    done = subprocess.run([sys.executable, "-c", code], env=os.environ | env, pass_fds=fds, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")[:2]
+
+
+def test_a_child_handed_the_lock_holds_it_without_waiting(tmp_path):
+    """hil smoke holds the device and runs the suite in a child pytest: the child adopts the lock the
+    parent hands it (it would otherwise wait for its own parent), and the device stays locked
+    throughout: nobody else gets it in between, and the holder record stays the parent's."""
+    from harness.lab.pool import handover
+
+    port = tmp_path / "ttyACM0"
+    port.touch()
+    parent = DeviceLock(str(port), "bench-1", tmp_path / "locks", purpose="hil smoke")
+    assert parent.try_acquire()
+    env, fds = handover([parent])
+    assert fds == (parent.fd,) and env == {"HIL_LOCK_FDS": str(parent.fd)}
+    assert run_child(tmp_path, port, env, fds) == ["True True", "True True"]
+    assert run_child(tmp_path, port, {}, ()) == ["False False", "False False"]  # not handed it: busy
+    holder = parent.holder()
+    assert holder.pid == os.getpid() and holder.purpose == "hil smoke"
+    assert "(hil smoke on host " in parent.busy_message()
+    assert not DeviceLock(str(port), "bench-1", tmp_path / "locks").try_acquire()
+    parent.release()
+
+
+def test_a_stray_inherited_descriptor_is_not_taken_for_the_lock(tmp_path, monkeypatch):
+    """$HIL_LOCK_FDS leaks to grandchildren that do not have the descriptors: a number that is closed
+    or open on another file is ignored, and the lock is taken (or waited for) as usual."""
+    port = tmp_path / "ttyACM0"
+    port.touch()
+    other = os.open(tmp_path / "unrelated", os.O_RDWR | os.O_CREAT)
+    try:
+        monkeypatch.setenv("HIL_LOCK_FDS", f"{other},987654,junk")
+        lock = DeviceLock(str(port), "bench-1", tmp_path / "locks")
+        assert lock.try_acquire() and not lock.inherited and lock.fd != other
+        assert not DeviceLock(str(port), "bench-1", tmp_path / "locks").try_acquire()
+        lock.release()
+    finally:
+        os.close(other)
+
+
+def test_a_missing_qemu_is_a_config_error_naming_file_and_key_and_not_booted_again(tmp_path, monkeypatch):
+    """A board whose launch.binary is not installed: a ConfigError (the plugin does not retry those)
+    naming the file, key and fix, before anything is built or started; later tests get it at once."""
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    path = write_target(targets, "nope", '[launch]\nmachine = "microbit"\nbinary = "qemu-system-hilnope"\n')
+    monkeypatch.setenv("HIL_TARGETS", str(targets))
+    made = []
+    pool = BoardPool(tmp_path / "logs", board_factory=lambda spec, **kw: made.append(spec))
+    for _ in range(2):
+        with pytest.raises(ConfigError) as info:
+            pool.get("nope")
+        assert str(info.value) == (f"{path}: key 'launch.binary' is 'qemu-system-hilnope', which is not on PATH: "
+                                   "install it or fix the path")  # fmt: skip
+    assert made == []
+
+
+def test_a_target_on_a_lab_port_locks_the_device_it_resolves_to(tmp_path, monkeypatch):
+    """port = "lab:NAME" and `hil smoke` on that lab device open one device: they take one lock."""
+    from harness.config.ports import parse_port
+    from harness.lab import pool as pool_module
+
+    tty = tmp_path / "ttyACM3"
+    tty.touch()
+    monkeypatch.setattr(pool_module, "resolve_lab_port", lambda ref: parse_port(str(tty)))
+    assert pool_module.lock_port("lab:bench/pico") == str(tty)
+    assert pool_module.lock_port("/dev/ttyUSB0") == "/dev/ttyUSB0"
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    write_target(targets, "via_lab", '[launch]\nkind = "serial"\nport = "lab:bench/pico"\n')
+    monkeypatch.setenv("HIL_TARGETS", str(targets))
+    smoke = DeviceLock(str(tty), "pico", tmp_path / "locks", purpose="hil smoke")
+    assert smoke.try_acquire()
+    pool = BoardPool(tmp_path / "logs", lock_timeout=0.2, lock_directory=tmp_path / "locks",
+                     board_factory=_RecordingBoard)  # fmt: skip
+    with pytest.raises(DeviceBusy, match=r"is held by pid \d+ \(hil smoke on host"):
+        pool.get("via_lab")
+    smoke.release()

@@ -4,6 +4,7 @@ resolved once, and the suite's pytest is started with the lab file and the resol
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -128,3 +129,68 @@ def test_smoke_device_error_becomes_a_verdict(lab, tmp_path, monkeypatch):
     result = tray.smoke_device(lab, lab.devices[1], tmp_path, tray.Reporter(), flash=False)
     assert (result.verdict, result.port) == ("ERROR", "/dev/ttyHILFAKE1")
     assert result.problem == "pico-2: no MicroPython banner after reset (got '')"
+
+
+# --- device locks: every command that opens a device takes its lock ---------------------------------
+def test_run_suite_hands_its_device_lock_to_the_child_pytest(lab, tmp_path, monkeypatch):
+    from harness.lab.pool import DeviceLock
+
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    calls = capture_spawn(monkeypatch)
+    lock = DeviceLock("/dev/ttyACM3", "pico-1", purpose="hil smoke")
+    assert lock.try_acquire()
+    run_suite(lab.devices[0], "/dev/ttyACM3", tmp_path, tmp_path / "suite", 60, DeviceResult("pico-1"), [lock])
+    ((_, kwargs),) = calls
+    assert kwargs["pass_fds"] == (lock.fd,) and kwargs["env"]["HIL_LOCK_FDS"] == str(lock.fd)
+    lock.release()
+
+
+def holding(tmp_path, monkeypatch, port: str):
+    """The device's lock, held by "another run" (a second open file of the lock: flock tells them apart)."""
+    from harness.lab.pool import DeviceLock
+
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    other = DeviceLock(port, "pico-2", purpose="pytest suites/smoke")
+    assert other.try_acquire()
+    return other
+
+
+def test_smoke_on_a_device_another_run_holds_names_the_holder_in_one_line(lab, tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr(tray, "check_board", lambda *a: opened.append(a))
+    other = holding(tmp_path, monkeypatch, "/dev/ttyHILFAKE1")
+    result = tray.smoke_device(lab, lab.devices[1], tmp_path, tray.Reporter(), flash=False, lock_timeout=0.3)
+    other.release()
+    assert opened == []  # the port was never opened
+    assert result.verdict == "ERROR" and "\n" not in result.problem
+    assert result.problem.startswith(f"device /dev/ttyHILFAKE1 (board pico-2) is held by pid {os.getpid()} "
+                                     "(pytest suites/smoke on host ")  # fmt: skip
+    assert "gave up after 0.3 s" in result.problem and "--lock-timeout" in result.problem
+
+
+def test_smoke_waits_for_a_busy_device_then_holds_it_throughout(lab, tmp_path, monkeypatch):
+    from harness.lab.pool import DeviceLock
+
+    other = holding(tmp_path, monkeypatch, "/dev/ttyHILFAKE1")
+    phases = []
+
+    class Recorder(tray.Reporter):
+        def phase(self, device, text):
+            phases.append(text)
+
+    def check(device, port, log_dir, result):  # while it runs, the device is ours
+        assert not DeviceLock(port, "x").try_acquire()
+        result.banner = "MicroPython v1.25.0 on 2025-04-15"
+
+    handed = []
+    monkeypatch.setattr(tray, "check_board", check)
+    monkeypatch.setattr(tray, "run_suite", lambda *a: handed.extend((a[0].name, lock.held) for lock in a[-1]))
+    threading.Timer(0.5, other.release).start()
+    result = tray.smoke_device(lab, lab.devices[1], tmp_path, Recorder(), flash=False, lock_timeout=10)
+    assert result.verdict == "PASS", result.problem
+    assert handed == [("pico-2", True)]  # the suite's pytest is handed the held lock
+    assert f"waiting for pid {os.getpid()}" in phases
+    assert "is held by pid" in result.notes[0] and "waiting up to 10 s" in result.notes[0]
+    probe = DeviceLock("/dev/ttyHILFAKE1", "x")
+    assert probe.try_acquire()  # released at the end
+    probe.release()

@@ -90,8 +90,9 @@ def test_missing_device_is_one_line_and_leaves_nothing_open(tmp_path):
     launcher = launcher_on(tmp_path, str(missing))
     with pytest.raises(InfrastructureError) as info:
         launcher.start()
-    assert str(info.value) == (f"serial port {missing} does not exist: check the cable or set launch.port "
-                               "in the target file")  # fmt: skip
+    # the target file and the key to fix are named (issue 7)
+    assert str(info.value) == (f"{launcher.spec.path}: serial port {missing} does not exist: check the cable or "
+                               "fix key 'launch.port'")  # fmt: skip
     assert launcher.transport is None and not launcher.alive()
 
 

@@ -41,3 +41,26 @@ def test_expected_failures_are_their_own_outcome(tmp_path):
     assert (tally.xfailed, tally.skipped, tally.verdict) == (1, 1, "SKIP")
 
 
+
+
+def _two_passed_one_failed(tmp_path):
+    xml = tmp_path / "j.xml"
+    case = ('<testcase classname="suites.smoke.test_s" name="{n}[{b}]">'
+            '<properties><property name="board" value="{b}"/></properties>{r}</testcase>')
+    xml.write_text(
+        '<testsuites><testsuite name="s">'
+        + case.format(n="test_a", b="native", r="") + case.format(n="test_b", b="native", r="")
+        + case.format(n="test_a", b="mps2", r='<failure message="boom"/>')
+        + "</testsuite></testsuites>"
+    )  # fmt: skip
+    return xml
+
+
+def test_an_interrupted_run_is_never_a_pass(tmp_path):
+    xml = _two_passed_one_failed(tmp_path)
+    whole = tally_by_board(xml)
+    assert (whole["native"].verdict, whole["mps2"].verdict) == ("PASS", "FAIL")
+    cut = tally_by_board(xml, interrupted=True)
+    assert {name: t.verdict for name, t in cut.items()} == {"native": "INTERRUPTED", "mps2": "INTERRUPTED"}
+    assert (cut["native"].passed, cut["native"].failed, cut["mps2"].failed) == (2, 0, 1)  # the counts stay
+    assert cut["mps2"].reasons == ["test_a[mps2]: boom"]

@@ -99,3 +99,76 @@ def test_capture_not_stopped_on_a_dead_qemu(spec, tmp_path):
     launcher.proc = SimpleNamespace(poll=lambda: -9)  # type: ignore[assignment]
     launcher.stop_capture(ident)
     assert launcher.qmp.commands == [("object-add", "hilcap1")]
+
+
+# --- snapshot fallback: counted and reported, not only logged -----------------------------------------
+
+@pytest.fixture
+def snapshot_board(tmp_path, monkeypatch):
+    """A QEMU board with snapshots on whose QEMU is faked: _start only restores (or boots)."""
+    import sys
+
+    from harness.launch.qemu.snapshot import Snapshot
+
+    monkeypatch.setenv("HIL_SNAPSHOTS", str(tmp_path / "snaps"))
+    spec = load_board(write_target(tmp_path, "snappy", f'[launch]\nkind = "qemu"\nbinary = "{sys.executable}"\n'
+                                   'machine = "q35"\n[snapshot]\nenabled = true\n'))
+    starts: list[bool] = []
+
+    def fake_start(self, incoming: bool):
+        starts.append(incoming)
+        self.restored = False
+        if incoming:
+            self.snapshot.restore(FakeQemu())
+            self.restored = True
+        return "transport"
+
+    monkeypatch.setattr(QemuLauncher, "_start", fake_start)
+    monkeypatch.setattr(QemuLauncher, "_kill", lambda self: None)
+    launcher = QemuLauncher(spec, LaunchContext(Image(digest="d", files={}), tmp_path, tmp_path, log=lambda m: None))
+    snapshot = Snapshot.for_config(spec.name, sys.executable, launcher.snapshot_shape())
+    return spec, launcher, snapshot, starts
+
+
+def test_snapshot_that_fails_to_restore_boots_cold_and_says_why(snapshot_board, monkeypatch, tmp_path):
+    from harness.board import Board
+    from harness.launch.qemu.snapshot import Snapshot
+
+    spec, launcher, snapshot, starts = snapshot_board
+    snapshot.path.write_bytes(b"not a QEMU migration stream")
+
+    def broken(self, qmp, timeout=60.0):
+        raise InfrastructureError("QMP migrate-incoming failed: QEMU disconnected (EOFError: )")
+
+    monkeypatch.setattr(Snapshot, "restore", broken)
+    assert launcher.start() == "transport"
+    assert starts == [True, False]  # tried the snapshot, then booted cold
+    assert not launcher.restored and launcher.snapshot_fallback
+    assert launcher.boot_note == ("snapshot restore failed: QMP migrate-incoming failed: QEMU disconnected "
+                                  "(EOFError: ); cold boot")
+    assert not snapshot.exists  # discarded: the cold boot saves a new one at the prompt
+
+    board = Board(spec, log_dir=tmp_path, log=lambda m: None)
+    try:
+        board._note_boot_kind(launcher)
+        assert (board.facts.boot_kind, board.facts.boot_note) == ("cold", launcher.boot_note)
+        assert board.facts.snapshot_fallbacks == 1 and board.facts.extra["started_from"] == "cold boot"
+        props = fixtures.board_properties(board)
+        assert props["boot_kind"] == "cold" and props["snapshot_fallbacks"] == "1"
+        assert props["boot_note"].startswith("snapshot restore failed: QMP migrate-incoming failed")
+        # the next start restores again: kind "restored", the count of fallbacks stays
+        monkeypatch.setattr(Snapshot, "restore", lambda self, qmp, timeout=60.0: None)
+        snapshot.path.write_bytes(b"QEVM")
+        launcher.start()
+        board._note_boot_kind(launcher)
+        assert (board.facts.boot_kind, board.facts.boot_note, board.facts.snapshot_fallbacks) == ("restored", "", 1)
+    finally:
+        board.stop()
+
+
+def test_first_boot_without_a_snapshot_says_so(snapshot_board):
+    _spec, launcher, snapshot, starts = snapshot_board
+    assert not snapshot.exists
+    launcher.start()
+    assert starts == [False] and not launcher.snapshot_fallback
+    assert launcher.boot_note == "no snapshot yet; cold boot (saves one at the prompt)"
