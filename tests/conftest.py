@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,20 @@ def usb_port(device: str, vid: int | None, pid: int | None, serial: str | None =
     return info
 
 
+@contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs mounted at ``path`` for the block (e.g. ``size=256k`` for a full disk); the test is
+    skipped where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount_ro(path: Path) -> None:
+    """Make a tmpfs from tmpfs() read-only (root ignores permission bits: only a mount is read-only)."""
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)

@@ -5,29 +5,12 @@ Real file systems: a tmpfs mounted read-only, and a tiny tmpfs (skipped where mo
 
 from __future__ import annotations
 
-import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from harness.cache import CacheError, cached_build, content_hash  # the real one, bound before the guard
-
-
-@contextmanager
-def tmpfs(path: Path, options: str):
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def remount_ro(path: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+from tests.conftest import remount_ro, tmpfs
 
 
 def firmware(out: Path) -> None:

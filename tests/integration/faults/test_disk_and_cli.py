@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, remount_ro, tmpfs
 
 HIL = [sys.executable, "-m", "harness.cli.main"]
 
@@ -30,22 +29,6 @@ def hil(*args: str, cache: Path | None = None, timeout: float = 120, prefix: tup
         env["HIL_CACHE"] = str(cache)
     return subprocess.run([*prefix, *HIL, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO,
                           env=env, **kwargs)  # fmt: skip
-
-
-@contextmanager
-def tmpfs(path: Path, options: str):
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def remount_ro(path: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
 
 
 def one_error_line(stderr: str) -> str:
