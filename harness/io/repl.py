@@ -37,9 +37,16 @@ class BoardException(Exception):
     type_name: str = "Exception"
     message: str = ""
     board_traceback: str = ""
+    output: str = ""  # what the code printed before it raised (often the clue to why)
+    OUTPUT_SHOWN = 2000  # characters of that output in the failure text (its end)
 
     def __str__(self) -> str:
-        return f"{self.message}\n--- board traceback ---\n{self.board_traceback.rstrip()}"
+        text = f"{self.message}\n--- board traceback ---\n{self.board_traceback.rstrip()}"
+        if self.output.strip():
+            shown = self.output[-self.OUTPUT_SHOWN :]
+            cut = f" (last {len(shown)} of {len(self.output)} characters)" if len(shown) < len(self.output) else ""
+            text += f"\n--- board output before the exception{cut} ---\n{shown.rstrip()}"
+        return text
 
 
 class ExecTimeout(Exception):
@@ -211,9 +218,12 @@ class RawRepl:
     def exec(self, code: str | bytes, timeout: float | None = None) -> str:
         """Run code; return its stdout; raise the board's exception as a host BoardException."""
         out, err = self.exec_raw(code, timeout)
+        text = out.decode("utf-8", "replace").replace("\r\n", "\n")
         if err:
-            raise parse_board_exception(err.decode("utf-8", "replace"))
-        return out.decode("utf-8", "replace").replace("\r\n", "\n")
+            exc = parse_board_exception(err.decode("utf-8", "replace"))
+            exc.output = text  # kept: what it printed before raising is part of the story
+            raise exc
+        return text
 
     def eval(self, expression: str, timeout: float | None = None):
         """Evaluate on the board and return the value (via repr/literal_eval)."""

@@ -64,6 +64,24 @@ def test_board_exception_becomes_host_builtin_subclass():
     assert "Traceback" in info.value.board_traceback
 
 
+def test_board_exception_keeps_the_output_printed_before_it():
+    repl, _ = make()
+    with pytest.raises(KeyError) as info:
+        repl.exec("print('step 1 done')\nprint('step 2: looking up')\n{}['missing']")
+    assert info.value.output == "step 1 done\nstep 2: looking up\n"
+    text = str(info.value)  # what a test report shows
+    assert "--- board output before the exception ---\nstep 1 done\nstep 2: looking up" in text
+    assert text.index("board traceback") < text.index("board output before")
+
+
+def test_long_output_before_an_exception_shows_its_end():
+    exc = parse_board_exception("Traceback (most recent call last):\nValueError: bad\n")
+    exc.output = "x" * 5000 + "the end\n"
+    text = str(exc)
+    assert "(last 2000 of 5008 characters)" in text and text.rstrip().endswith("the end")
+    assert "output before" not in str(parse_board_exception("ValueError: quiet\n"))
+
+
 def test_soft_reset_clears_globals():
     repl, board = make()
     repl.exec("y = 1")
