@@ -139,13 +139,6 @@ class Lab:
     coordinator: str = ""  # labgrid coordinator HOST:PORT for labgrid:PLACE ports
     devices: list[DeviceSpec] = field(default_factory=list)
 
-    def device(self, name: str) -> DeviceSpec:
-        for d in self.devices:
-            if d.name == name:
-                return d
-        known = ", ".join(d.name for d in self.devices) or "none"
-        raise ConfigError(f"{self.path}: no device named {name!r} (devices: {known})")
-
 
 # --- loading ---------------------------------------------------------------------------------------
 def _check_keys(data: dict, known: tuple[str, ...], where: str, prefix: str = "") -> None:

@@ -70,6 +70,23 @@ class Transport(ABC):
         return bytes(out)
 
 
+class PortError(InfrastructureError):
+    """A serial port that would not open. The message is built here, once: ``problem`` (what is
+    wrong with the port) and ``fix`` (what to change, when the configuration may be at fault).
+    Whoever knows where the port was configured (a target file, a lab entry) re-raises it with
+    ``located()`` instead of rewriting the text."""
+
+    FIX = "set launch.port in the target file"
+
+    def __init__(self, port: str, problem: str, fix: str = "", where: str = "") -> None:
+        self.port, self.problem, self.fix = port, problem, fix
+        super().__init__((f"{where}: " if where else "") + problem + (f": {fix}" if fix else ""))
+
+    def located(self, where: str, fix: str) -> PortError:
+        """The same problem, said of ``where``, with ``fix`` in place of the generic one (if any)."""
+        return PortError(self.port, self.problem, fix if self.fix else "", where)
+
+
 class SerialTransport(Transport):
     def __init__(self, url: str, baudrate: int = 115200, exclusive: bool = True, **pacing) -> None:
         super().__init__(**pacing)
@@ -82,12 +99,11 @@ class SerialTransport(Transport):
         except serial.SerialException as exc:
             msg = str(exc)
             if "No such file" in msg or ("could not open port" in msg and "Errno 2" in msg):
-                raise InfrastructureError(
-                    f"serial port {url} does not exist: check the cable or set launch.port in the target file"
-                ) from None
+                missing = f"serial port {url} does not exist"
+                raise PortError(url, missing, "check the cable or " + PortError.FIX) from None
             if "Resource temporarily unavailable" in msg or "Errno 11" in msg:
-                raise InfrastructureError(f"serial port {url} is in use by another process; close it first") from None
-            raise InfrastructureError(f"cannot open serial port {url}: {msg}") from None
+                raise PortError(url, f"serial port {url} is in use by another process; close it first") from None
+            raise PortError(url, f"cannot open serial port {url}: {msg}") from None
 
     def _set_timeout(self, timeout: float | None) -> None:
         self.port.timeout = timeout

@@ -49,7 +49,7 @@ def resolve_port(device: DeviceSpec, ports: list[Any] | None = None) -> str:
 def resolve_lab_port(ref: PortRef, directory: Path | None = None) -> PortRef:
     """A target's ``port = "lab:NAME"`` (or ``lab:LAB/NAME``) -> the port that device is on."""
     labs = find_labs(ref.lab or None, directory)
-    ((lab, device),) = select_devices(labs, [ref.name])
-    return parse_port(resolve_port(device)).with_coordinator(lab.coordinator or None)
+    ((_, device),) = select_devices(labs, [ref.name])
+    return parse_port(resolve_port(device))  # a labgrid:PLACE already carries its lab's coordinator
 
 

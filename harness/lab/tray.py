@@ -29,6 +29,7 @@ from harness.config.ports import parse_port
 from harness.errors import HarnessError
 from harness.flash import FlashError, FlashReport, one_line
 from harness.io.labgrid import LabgridPlace
+from harness.io.transport import PortError
 from harness.io.usb import resolve_port
 from harness.lab.pool import DeviceLock, handover
 from harness.paths import resource
@@ -67,7 +68,7 @@ def device_port(lab: Lab, device: DeviceSpec) -> Iterator[str]:
     """The port to open for the whole run; a labgrid place is held until the block ends."""
     port = resolve_port(device)
     if (ref := parse_port(port)).scheme == "labgrid":
-        with LabgridPlace.from_port(ref, lab.coordinator or None) as place:
+        with LabgridPlace.from_port(ref) as place:  # the lab's coordinator was filled in at load
             yield place.url
     else:
         yield port
@@ -75,19 +76,12 @@ def device_port(lab: Lab, device: DeviceSpec) -> Iterator[str]:
 
 def open_board(device: DeviceSpec, port: str, log_dir: Path):
     from harness.board import Board
-    from harness.errors import InfrastructureError
 
     try:
         return Board(board_spec(device, port), log_dir=log_dir, log=lambda m: None).start()
-    except InfrastructureError as exc:
-        message = str(exc)
-        start = min((i for i in (message.find("serial port "), message.find("cannot open serial port ")) if i >= 0),
-                    default=-1)  # fmt: skip
-        if start >= 0:  # the lab entry is what to fix, not the board type's target file
-            fix = "fix its 'port'" if device.port else "fix its 'match'"
-            message = message[start:].replace("fix key 'launch.port'", fix)
-            raise type(exc)(f"{device.where}: {message}") from None
-        raise
+    except PortError as exc:  # the lab entry is what to fix, not the board type's target file
+        fix = "fix its 'port'" if device.port else "fix its 'match'"
+        raise exc.located(device.where, f"check the cable or {fix}") from None
 
 
 def _port_back(device: DeviceSpec, port: str) -> Callable[[], bool]:

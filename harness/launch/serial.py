@@ -6,10 +6,9 @@ import os
 
 from harness.config.boards import BoardSpec, SerialLaunch
 from harness.config.ports import parse_port
-from harness.errors import InfrastructureError
 from harness.io import open_port
 from harness.io.labgrid import LabgridPlace
-from harness.io.transport import SerialTransport, Transport
+from harness.io.transport import PortError, SerialTransport, Transport
 from harness.io.usb import resolve_lab_port
 from harness.launch.base import LaunchContext, Launcher, _pacing
 from harness.launch.registry import register
@@ -26,6 +25,7 @@ class SerialLauncher(Launcher):
         self.spec, self.launch = spec, spec.launch
         self.transport: SerialTransport | None = None
         self.port = spec.launch.port  # what was opened, once resolved
+        self.ref = parse_port(self.port)
         self.lease = None  # a held labgrid place
 
     def start(self) -> Transport:
@@ -35,16 +35,13 @@ class SerialLauncher(Launcher):
         if ref.scheme == "labgrid":
             self.lease = LabgridPlace.from_port(ref)
             ref = parse_port(self.lease.acquire())
-        self.port = ref.text
+        self.port, self.ref = ref.text, ref
         try:
             try:
                 self.transport = open_port(ref, self.spec.console.baudrate,
                                            reconnect_timeout=self.spec.console.boot_timeout, **_pacing(self.spec))
-            except InfrastructureError as exc:  # a missing device: name the file and key to fix
-                if "does not exist" not in str(exc):
-                    raise
-                fix = str(exc).replace("set launch.port in the target file", "fix key 'launch.port'")
-                raise InfrastructureError(f"{self.spec.path}: {fix}") from None
+            except PortError as exc:  # name the file and key to fix
+                raise exc.located(str(self.spec.path), "check the cable or fix key 'launch.port'") from None
             # A board left in raw REPL by an earlier session answers no poke: Ctrl-B leaves it
             # (at the friendly prompt it just reprints the banner).
             self.transport.write(b"\x02")
@@ -56,8 +53,7 @@ class SerialLauncher(Launcher):
         return self.transport
 
     def alive(self) -> bool:
-        ref = parse_port(self.port)
-        return ref.is_network or (self.transport is not None and os.path.exists(self.port))
+        return self.ref.is_network or (self.transport is not None and os.path.exists(self.port))
 
     def death(self) -> str:
         return f"serial port {self.port} disappeared (unplugged?)"

@@ -17,12 +17,13 @@ Names are test function names, without the [board] parameter."""
 from __future__ import annotations
 
 import functools
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from harness.config.schema import read_toml
 from harness.errors import ConfigError
+from harness.pytest.state import board_param
 
 FILE = "expected_failures.toml"
 
@@ -32,10 +33,7 @@ def load(directory: Path) -> dict[str, dict[str, str]]:
     path = directory / FILE
     if not path.exists():
         return {}
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "expected-failures file")
     for board, tests in data.items():
         if not isinstance(tests, dict) or not all(_entry_ok(v) for v in tests.values()):
             raise ConfigError(
@@ -77,8 +75,7 @@ def reason_for(test_file: Path, board: str, test_name: str) -> str | dict | None
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        board = callspec.params.get("board") if callspec else None
+        board = board_param(item)
         if board is None or not hasattr(item, "originalname"):
             continue
         try:

@@ -8,17 +8,23 @@ import pytest
 
 from harness.config.boards import BoardSpec, board_files, load_all
 from harness.errors import ConfigError
-from harness.pytest.state import POOL, board_param
+from harness.pytest.state import POOL, SELECTED, board_param
 
 
 def selected_boards(config: pytest.Config) -> list[str]:
+    """The boards of this run (worked out once per run: every test function asks)."""
+    if (known := config.stash.get(SELECTED, None)) is not None:
+        return known
     names = config.getoption("board") or [n for n in os.environ.get("HIL_BOARDS", "").split(",") if n]
     if names:
-        return list(dict.fromkeys(names))
-    try:
-        return [name for name, spec in load_all().items() if spec.default]
-    except ConfigError:  # a broken file: run every file's name so the error lands on its tests
-        return [p.stem for p in board_files()]
+        names = list(dict.fromkeys(names))
+    else:
+        try:
+            names = [name for name, spec in load_all().items() if spec.default]
+        except ConfigError:  # a broken file: run every file's name so the error lands on its tests
+            names = [p.stem for p in board_files()]
+    config.stash[SELECTED] = names
+    return names
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -22,6 +22,7 @@ POOL = pytest.StashKey[BoardPool]()
 STATE = pytest.StashKey[RunState]()
 INFRA_ERROR = pytest.StashKey[str]()  # on an item: the retriable infrastructure error of this attempt
 DIST_BY_BOARD = pytest.StashKey[bool]()
+SELECTED = pytest.StashKey[list[str]]()  # the run's boards (selection.selected_boards)
 CONSOLE_SECTION = "hil console"
 
 

@@ -14,7 +14,7 @@ PROCESS = '[image]\nbuilder = "none"\n[launch]\nkind = "process"\ncommand = ["tr
 
 
 def config_with(boards: list[str]) -> SimpleNamespace:
-    return SimpleNamespace(getoption={"board": boards}.__getitem__)
+    return SimpleNamespace(getoption={"board": boards}.__getitem__, stash=pytest.Stash())
 
 
 @pytest.fixture
