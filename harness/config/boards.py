@@ -211,6 +211,7 @@ class Capabilities:
     asm_thumb: bool = False
     soft_reset: bool = True
     tap: bool = False  # a real L2 link the host can inject packets into (network.mode = "tap")
+    semihosting: bool = False  # QEMU runs it with -semihosting: firmware can end the machine with a status
     # the project's firmware_py/ modules are on the board (built in, or copied by the flasher);
     # false for stock firmware run as it ships (a prebuilt image)
     firmware_py: bool = True

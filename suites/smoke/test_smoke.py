@@ -103,7 +103,7 @@ def test_file_round_trip(dut):
     dut.exec("import os\nos.remove('hil_t.bin')")
 
 
-@pytest.mark.requires("asm_thumb")
+@pytest.mark.requires("asm_thumb", "semihosting")  # hil_semihost's bkpt, and a QEMU that answers it
 def test_semihosting_exit_status_maps_to_a_verdict(dut):
     # The firmware ends QEMU through semihosting: status 0 is a pass, anything else a failure.
     assert dut.run_to_exit("import hil_semihost\nhil_semihost.exit(0)") == 0
