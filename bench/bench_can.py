@@ -7,11 +7,21 @@ guest's ttyS1 to QEMU's TCP serial, python-can slcan on the host) and mps2_an385
 Cortex-M3: an SLCAN speaker on UART1 driven with machine.mem32, QEMU's second serial, python-can
 slcan), each with firmware_py/hil_can's canfdtest echo app on the board.
 
-    python bench/bench_can.py [--board qemu_x86] [--board mps2_an385] [--frames N] [--rtt N]"""
+    python bench/bench_can.py [--board qemu_x86] [--board mps2_an385] [--frames N] [--rtt N]
+
+No-loss soaks (issue 14's acceptance): --soak N runs N consecutive soaks per board, each 1,000
+mixed frames with canfdtest's flow control (its rate is the measured maximum) then 10,000 random
+mixed frames (standard/extended ids, RTR, DLC 0-8, FD where the link has it) through the echo
+app, paced at that measured rate and/or unpaced (--pace). Each soak prints its seed (replay with
+--seed), its rates, and either "lost nothing" or what was lost, duplicated, reordered or altered
+and which of the board's loss counters counted it:
+
+    python bench/bench_can.py --soak 10 --board qemu_x86 --pace measured --pace unpaced"""
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import tempfile
@@ -26,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "suites" / "can"))
 sys.path.insert(0, str(REPO))
 
-from hilcan_host import canfdtest_host  # noqa: E402
+from hilcan_host import SOAK_FRAMES, WINDOW, canfdtest_host, echo_phases, mixed_frames  # noqa: E402
 
 from harness.board import Board  # noqa: E402
 from harness.config.boards import find_board  # noqa: E402
@@ -169,12 +179,61 @@ def _bench_link(board: Board, bus: can.BusABC, frames: int, rtt: int) -> dict[st
     return summary(echo_s, frames, h2b_s, b2h_s, rtts)
 
 
+# --- no-loss soaks -------------------------------------------------------------------------------
+CALIBRATE = 1000
+
+
+def soak_board(name: str, repeat: int, paces: list[str], seed: int | None, frames: int) -> int:
+    """``repeat`` soaks per pace on one board (booted once); the number that were not clean."""
+    board = Board(find_board(name), log=lambda m: None)
+    board.start()
+    bad = 0
+    try:
+        bus = board.can_link.bus(sleep_after_open=0)
+        try:
+            fd = board.exec("import hil_can\nb = hil_can.open()\nprint(b.fd)\nb.close()\n").strip() == "True"
+            for pace in paces:
+                for n in range(repeat):
+                    run_seed = random.SystemRandom().getrandbits(32) if seed is None else seed + n
+                    rng = random.Random(run_seed)
+                    calibrate, soak = mixed_frames(rng, CALIBRATE, fd), mixed_frames(rng, frames, fd)
+                    how = (lambda runs: {"rate": runs[0].rate()}) if pace == "measured" else {}
+                    t = time.perf_counter()
+                    done = echo_phases(
+                        board, bus, f"hil_can.open(rx_queue=256, fd={fd})", "hil_can",
+                        [(calibrate, {"window": WINDOW}), (soak, how)],
+                    )  # fmt: skip
+                    first, last = done.runs[0], done.runs[-1]
+                    verdict = "; ".join(done.problems) or f"lost nothing (board counters {done.stats.get('counters')})"
+                    bad += bool(done.problems)
+                    print(f"{name} soak {n + 1}/{repeat} {pace} seed={run_seed}: {frames} mixed frames (fd={fd}), "
+                          f"flow-controlled echo {first.rate():.0f} f/s, soak sent in {last.send_s:.1f} s, echoed "
+                          f"at {last.rate():.0f} f/s, {time.perf_counter() - t:.0f} s, {done.echoed}: {verdict}",
+                          flush=True)  # fmt: skip
+        finally:
+            bus.shutdown()
+    finally:
+        board.stop()
+    return bad
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--board", action="append", default=None)
     parser.add_argument("--frames", type=int, default=2000)
     parser.add_argument("--rtt", type=int, default=200)
+    parser.add_argument("--soak", type=int, default=0, help="no-loss soaks per board and pace (instead of rates)")
+    parser.add_argument("--soak-frames", type=int, default=SOAK_FRAMES)
+    parser.add_argument("--pace", action="append", choices=["measured", "unpaced"], default=None)
+    parser.add_argument("--seed", type=int, default=None, help="seed of the first soak (the next get +1, ...)")
     args = parser.parse_args()
+    if args.soak:
+        bad = sum(
+            soak_board(name, args.soak, args.pace or ["measured", "unpaced"], args.seed, args.soak_frames)
+            for name in args.board or DEFAULT_BOARDS
+        )
+        print(f"{bad} soak(s) not clean")
+        sys.exit(1 if bad else 0)
     results = {"virtual (baseline)": bench_virtual(args.frames, args.rtt)}
     with tempfile.TemporaryDirectory(prefix="hil-bench-can-") as tmp:
         for name in args.board or DEFAULT_BOARDS:

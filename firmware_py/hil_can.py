@@ -27,6 +27,12 @@
 # arrive while it is full are dropped and counted in .overflows (stats()["overflow"]), as a
 # CAN controller reports an RX overrun. Frames move from the backend into the queue whenever
 # recv() or any() runs.
+#
+# Loss below hil_can is counted too: each backend's counters() names the drop counters of its
+# path (the socket's receive queue and can0's statistics on SocketCAN, malformed lines and UART
+# overruns on SLCAN, the controller's overruns on machine.CAN/pyb.CAN). stats()["counters"] has
+# them all with "overflow"; stats()["lost"] only those that are not 0, so "lost nothing" is
+# stats()["lost"] == {}.
 
 EFF_FLAG = 0x80000000
 RTR_FLAG = 0x40000000
@@ -251,6 +257,12 @@ class CAN:
         extra = getattr(self.backend, "stats", None)
         if extra:
             s.update(extra())
+        counters = {"overflow": self.overflows}
+        below = getattr(self.backend, "counters", None)
+        if below:
+            counters.update(below())
+        s["counters"] = counters
+        s["lost"] = {k: v for k, v in counters.items() if v}
         return s
 
     def close(self):
@@ -384,26 +396,40 @@ def collect_packed(bus, count, timeout_ms=5000, idle_ms=None, stop=None):
     return out
 
 
-def echo(bus, count=0, drop_every=0, idle_ms=3000, ready="READY"):
-    """can-utils canfdtest's DUT side: every received frame goes back with id + 1 and each data
-    byte + 1 (mod 256), same format, length and RTR flag. Stops after count frames (0: never)
-    or when idle_ms pass without a frame. drop_every=N leaves every Nth frame unanswered (a
-    deliberately broken firmware, to prove the host notices). Prints ready, then
-    "ECHOED <received> <answered>"; returns (received, answered)."""
+def unpack(raw):
+    """pack() records (bytes) -> Frames, e.g. frames the host chose for the board to send."""
+    frames, i = [], 0
+    while i < len(raw):
+        ident = (raw[i] << 24) | (raw[i + 1] << 16) | (raw[i + 2] << 8) | raw[i + 3]
+        flags, dlc, n = raw[i + 4], raw[i + 5], raw[i + 6]
+        data = bytes(raw[i + 7 : i + 7 + n])
+        frames.append(Frame(ident, data, flags & 1, flags & 2, dlc, flags & 4, flags & 8))
+        i += 7 + n
+    return frames
+
+
+def answer(f):
+    """canfdtest's reply to f: id + 1 (within its id width), each data byte + 1 (mod 256), same
+    format, DLC, RTR, FD and BRS flags. A list: the frames to send now."""
+    data = f.data if f.rtr else bytes((b + 1) & 0xFF for b in f.data)
+    return [Frame((f.id + 1) & (EFF_MASK if f.ext else SFF_MASK), data, f.ext, f.rtr, f.dlc, f.fd, f.brs)]
+
+
+def echo(bus, count=0, idle_ms=3000, ready="READY", reply=answer):
+    """can-utils canfdtest's DUT side: every received frame goes back as reply(frame) says
+    (answer(): id + 1, bytes + 1). Stops after count frames (0: never) or when idle_ms pass
+    without a frame. Prints ready, then "ECHOED <received> <sent>"; returns (received, sent).
+    Broken twins of this app (hil_can_drop, hil_can_nortr, ...) pass their own reply."""
     if ready:
         print(ready)
-    received = answered = 0
+    received = sent = 0
     while not count or received < count:
         f = bus.recv(idle_ms)
         if f is None:
             break
         received += 1
-        if drop_every and received % drop_every == 0:
-            continue
-        limit = EFF_MASK if f.ext else SFF_MASK
-        data = f.data if f.rtr else bytes((b + 1) & 0xFF for b in f.data)
-        out = Frame((f.id + 1) & limit, data, f.ext, f.rtr, f.dlc, f.fd, f.brs)
-        bus.send_frame(out)
-        answered += 1
-    print("ECHOED", received, answered)
-    return received, answered
+        for out in reply(f):
+            bus.send_frame(out)
+            sent += 1
+    print("ECHOED", received, sent)
+    return received, sent

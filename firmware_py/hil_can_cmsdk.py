@@ -14,7 +14,7 @@ import machine
 
 UART1 = 0x40005000
 _DATA, _STATE, _CTRL, _BAUDDIV = 0, 4, 8, 0x10
-_TX_FULL, _RX_FULL = 1, 2
+_TX_FULL, _RX_FULL, _RX_OVERRUN = 1, 2, 8
 
 _TIMER = 0x40002000  # dual timer, timer 1: LOAD +0, VALUE +4, CONTROL +8
 _TIMER_CTRL = 0x80 | 0x40 | 0x08 | 0x02  # enable, periodic, prescale /256, 32-bit
@@ -71,6 +71,7 @@ class Uart:
         m[base + _BAUDDIV] = bauddiv
         m[base + _STATE] = 0xC  # clear overrun flags
         m[base + _CTRL] = 3  # TX and RX enabled
+        self.overruns = 0  # times the RX overrun flag was found set: bytes, so frames, lost
 
     def write(self, data):
         m = machine.mem32
@@ -85,6 +86,9 @@ class Uart:
         m = machine.mem32
         d = self.base
         s = d + _STATE
+        if m[s] & _RX_OVERRUN:
+            self.overruns += 1
+            m[s] = _RX_OVERRUN  # write 1 to clear
         start = None
         while True:
             while m[s] & _RX_FULL:
@@ -115,6 +119,9 @@ class Uart:
                 last = now
             elif now - last >= quiet_ms or now - start >= max_ms:
                 return
+
+    def counters(self):
+        return {"uart_rx_overruns": self.overruns}
 
     def close(self):
         # RX off: QEMU holds incoming bytes back until the next open, whose flush drops them

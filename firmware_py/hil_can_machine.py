@@ -99,6 +99,9 @@ class MachineCan:
         hw = counters[7] if counters and len(counters) > 7 else None
         return {"hw_overruns": self.overruns if hw is None else hw}
 
+    def counters(self):
+        return self.stats()
+
     def close(self):
         self.can.deinit()
 
@@ -181,6 +184,9 @@ class PybCan:
 
     def stats(self):
         return {"hw_overruns": self.overruns}
+
+    def counters(self):
+        return self.stats()
 
     def close(self):
         self.can.deinit()

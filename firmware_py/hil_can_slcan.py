@@ -154,6 +154,15 @@ class Speaker:
     def stats(self):
         return {"rx_errors": self.rx_errors, "commands": self.commands}
 
+    def counters(self):
+        """Drop counters of this path: lines that could not be a frame (a frame garbled on the
+        way in is lost), and the port's own (a UART's receive overruns)."""
+        out = {"slcan_bad_lines": self.rx_errors}
+        more = getattr(self.port, "counters", None)
+        if more:
+            out.update(more())
+        return out
+
     def close(self):
         self.port.close()
 

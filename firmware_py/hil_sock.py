@@ -37,7 +37,7 @@ TCP_NODELAY = 1
 SO_SNDBUF = 7
 SO_RCVBUF = 8
 EAGAIN = 11
-BLOCK = 4096  # the bulk pattern is numbered 4 KiB blocks (see block())
+BLOCK = 4097  # the bulk pattern is numbered blocks (see block()); off a power of two on purpose
 
 
 # --- plumbing -----------------------------------------------------------------------------------
@@ -142,6 +142,14 @@ def pattern_chunks(total):
         k += 1
 
 
+def pattern(total):
+    """The first `total` bytes of the bulk pattern, in one buffer."""
+    out = bytearray()
+    for b in pattern_chunks(total):
+        out += b
+    return out
+
+
 # --- TCP roles ----------------------------------------------------------------------------------
 def accept_peer(port):
     """Accept one connection; report the peer address accept() gave and the first line."""
@@ -199,7 +207,7 @@ def source(host, port, total):
 
 
 def partial_send(host, port, extra, sndbuf=4096, limit=64 << 20):
-    """Non-blocking sends of the bulk pattern (a 4 KiB block at a time) into a small send buffer
+    """Non-blocking sends of the bulk pattern (a BLOCK at a time) into a small send buffer
     while the host does not read, until EAGAIN; every send may take only part of what it was
     given. Once the host reads (barrier DRAIN), send `extra` more bytes with poll(POLLOUT) and the
     same partial-send handling, then close. Reports (errno that stopped the fill, bytes accepted
@@ -389,18 +397,47 @@ def peek(port, want):
     result((first, again, whole))
 
 
+def fill():
+    """Open TCP sockets until the stack refuses one: (the sockets, the errno that refused)."""
+    socks = []
+    while True:
+        try:
+            socks.append(socket.socket())
+        except OSError as e:
+            return socks, e.errno
+
+
+def room():
+    """How many more TCP sockets the stack would open now (all closed again): what an app's
+    leaked connections use up (fds on Linux, TCP PCBs on lwIP) shows as less room."""
+    socks, _ = fill()
+    for s in socks:
+        s.close()
+    return len(socks)
+
+
+def blocking_send(host, port, sizes):
+    """Connect; for each size one blocking send() of that many pattern bytes: record the count it
+    returned, then send the rest (so the host still gets the whole stream). Reports the counts."""
+    s = socket.socket()
+    s.connect(addr(host, port))
+    counts = []
+    data = pattern(sum(sizes))
+    at = 0
+    for n in sizes:
+        piece = memoryview(data)[at : at + n]
+        k = s.send(piece)
+        counts.append(k)
+        send_all(s, piece[k:])
+        at += n
+    s.close()
+    result(counts)
+
+
 def fd_limit(host, port, conns):
     """Open sockets until the board refuses one; free `conns` of them and make that many concurrent
     connections (echoing one byte each); one more socket is refused again; then close everything,
     count again (no leak) and prove a fresh connection works."""
-
-    def fill():
-        socks = []
-        while True:
-            try:
-                socks.append(socket.socket())
-            except OSError as e:
-                return socks, e.errno
 
     socks, err1 = fill()
     n1 = len(socks)

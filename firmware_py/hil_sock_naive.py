@@ -1,9 +1,8 @@
-# A deliberately broken variant of hil_sock_msg: it assumes one recv() returns exactly one whole
-# message (the "one message = one packet" bug). Same interface, so the sockets suite can be pointed
-# at it (HIL_SOCK_PARSER=hil_sock_naive) to prove the suite catches the bug
-# (tests/test_suite_sockets.py). Do not use it for anything else.
+# A deliberately broken twin of hil_sock_msg (the sockets suite's board app): its message server
+# assumes one recv() returns exactly one whole message (the "one message = one packet" bug). Only
+# for HIL_SOCK_APP=hil_sock_naive (tests/integration/test_suite_sockets.py).
 import hil_sock
-from hil_sock_msg import reply
+from hil_sock_msg import file_server, reply, udp_echo  # noqa: F401 - the rest of the app, unchanged
 
 
 def serve(port, framing="len", trace=False, bufsize=512):

@@ -192,8 +192,17 @@ def _recv(sock, n):
     return sock.read(1)  # ports without SSLSocket.recv: read(n) would wait for all n bytes
 
 
-def _pump(sock, res, bufsize, expect, echo):
-    """Read (and echo) until EOF, `expect` bytes or an error; fills n, sha, end (and data when short)."""
+def _write(sock, data):
+    sock.write(data)
+
+
+def _close(conn, res):
+    conn.close()
+
+
+def _pump(sock, res, bufsize, expect, echo, write=_write):
+    """Read (and echo with write(sock, data)) until EOF, `expect` bytes or an error; fills n, sha,
+    end (and data when short)."""
     h = hashlib.sha256()
     n = 0
     head = b""
@@ -208,7 +217,7 @@ def _pump(sock, res, bufsize, expect, echo):
             if len(head) < 256:
                 head = (head + data)[:256]
             if echo:
-                sock.write(data)
+                write(sock, data)
         else:
             res["end"] = "count"
     except Exception as e:
@@ -225,10 +234,12 @@ def _pattern(n):
 
 # --- apps -----------------------------------------------------------------------------------------
 def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, greeting=b"", send=0,
-           timeout=30, peers=False, alpn=None, nodelay=False):
+           timeout=30, peers=False, alpn=None, nodelay=False, write=_write, failed=_close):
     """TLS echo server: serve `conns` connections in turn, each until EOF or an error, and keep
     serving after a failed one. greeting: bytes sent right after the handshake; send: that many
-    pattern bytes sent instead of echoing (then close)."""
+    pattern bytes sent instead of echoing (then close). write(sock, data) echoes and
+    failed(conn, res) ends a connection whose handshake failed: the broken twins
+    (hil_tls_shortwrite, hil_tls_leaky, hil_tls_fragile) replace them."""
     ctx = context(True, cert, ca, verify, ciphers, peers, alpn)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -251,7 +262,7 @@ def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, 
             except Exception as e:
                 res["stage"] = "handshake"
                 res["error"] = error(e)
-                c.close()
+                failed(c, res)
             else:
                 res["cipher"] = cipher(s)
                 if alpn:
@@ -264,7 +275,7 @@ def server(port, cert, conns=1, ca=(), verify=None, ciphers=None, bufsize=1024, 
                         res["n"] = 0
                         res["end"] = "sent"
                     else:
-                        _pump(s, res, bufsize, None, True)
+                        _pump(s, res, bufsize, None, True, write)
                 except Exception as e:
                     res["stage"] = "data"
                     res["error"] = error(e)

@@ -26,6 +26,7 @@ days off is caught (suites check the board clock against the real time first).""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import ipaddress
@@ -176,6 +177,25 @@ class TestPKI:
             files[f"{cred.name}.chain.der"] = cred.chain_der
             files[f"{cred.name}.key"] = cred.key_der
         return files
+
+    def deliver(self, board) -> int:
+        """Write the board files into ``board``'s hil_pki/ over its REPL (firmware_py/hil_tls.py
+        keeps them in RAM on boards without a file system), unless this PKI is there already: a
+        marker file holds the root's fingerprint. ``board``: anything with exec() and eval(), a
+        harness Board. Returns the number of files written."""
+        marker = self.root.sha256.encode()
+        if board.eval(f"__import__('hil_tls').has('id', {marker!r})"):
+            return 0
+        files = self.board_files()
+        batch: list[str] = []
+        size = 0
+        for name, data in [*files.items(), ("id", marker)]:  # the marker last: a cut delivery is redone
+            batch.append(f"hil_tls.store({name!r}, {base64.b64encode(data)!r})")
+            size += len(data)
+            if size > 3000 or name == "id":  # a few KB per exec: the smallest boards' REPL buffers
+                board.exec("import hil_tls\n" + "\n".join(batch))
+                batch, size = [], 0
+        return len(files)
 
     # --- making ---------------------------------------------------------------------------------
     def _builder(self, subject: x509.Name, issuer: Credential | None, key: PrivateKey,

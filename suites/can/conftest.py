@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import os
+import random
 
 import can
 import pytest
-from hilcan_host import ECHO_DROP_ENV, CanPair, board_open_args, open_host_bus
+from hilcan_host import ECHO_APP_ENV, SEED_ENV, CanPair, board_open_args, open_host_bus
 
 from harness.board import Board
 
@@ -45,5 +46,36 @@ def canpair(dut: Board, can_bus: can.BusABC) -> CanPair:
 
 
 @pytest.fixture
-def echo_drop_every() -> int:
-    return int(os.environ.get(ECHO_DROP_ENV, "0") or 0)
+def echo_app() -> str:
+    """The firmware_py module whose echo() runs on the board (HIL_CAN_ECHO; default hil_can)."""
+    return os.environ.get(ECHO_APP_ENV, "") or "hil_can"
+
+
+@pytest.fixture
+def can_rng(request) -> random.Random:
+    """A random source for mixed frames: seed from HIL_CAN_SEED, else a fresh one, printed (shown
+    with a failure) so the run can be replayed."""
+    text = os.environ.get(SEED_ENV, "")
+    try:
+        seed = int(text, 0) if text else random.SystemRandom().getrandbits(32)
+    except ValueError:
+        raise pytest.UsageError(f"{SEED_ENV}={text!r}: not an integer seed") from None
+    print(f"CAN frames from seed {seed}: replay with {SEED_ENV}={seed}")
+    request.node.user_properties.append(("can_seed", seed))
+    rng = random.Random(seed)
+    rng.seed_value = seed  # for failure messages
+    return rng
+
+
+@pytest.fixture(scope="session")
+def _link_fd() -> dict[str, bool]:
+    return {}
+
+
+@pytest.fixture
+def link_fd(dut: Board, canpair: CanPair, _link_fd) -> bool:
+    """Whether the board's CAN path carries CAN FD (hil_can's bus.fd), asked once per board."""
+    if dut.name not in _link_fd:
+        code = f"import hil_can\nbus = {canpair.opener()}\nprint(bus.fd)\nbus.close()\n"
+        _link_fd[dut.name] = dut.exec(code).strip() == "True"
+    return _link_fd[dut.name]

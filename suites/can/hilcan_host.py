@@ -15,6 +15,8 @@ Frames cross as tuples ``(id, extended, remote, dlc, data)`` on both sides (hil_
 from __future__ import annotations
 
 import ast
+import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,11 +27,16 @@ import can
 from harness.board import Board
 from harness.errors import InfrastructureError
 
-# Fault injection for the harness's own tests (tests/integration/test_suite_can.py): the board's echo app
-# leaves every Nth frame unanswered, as a broken firmware would.
-ECHO_DROP_ENV = "HIL_CAN_ECHO_DROP_EVERY"
+# The firmware_py module whose echo() the echo cases run on the board (default hil_can). The harness's
+# own tests (tests/integration/test_suite_can.py) point it at broken twins: hil_can_drop,
+# hil_can_nortr, hil_can_stdid, hil_can_reorder.
+ECHO_APP_ENV = "HIL_CAN_ECHO"
+# The seed of the random mixed frames (printed by every case that uses it): set it to replay a run.
+SEED_ENV = "HIL_CAN_SEED"
 ECHO_FRAMES = 2000  # canfdtest-style echo: frames per run
 ECHO_WINDOW = 50  # canfdtest's CAN_MSG_COUNT: frames in flight
+WINDOW = ECHO_WINDOW
+SOAK_FRAMES = 10_000  # issue 14: a no-loss soak is 10,000 mixed frames at the link's maximum rate
 ECHO_ID = 0x77  # canfdtest's CAN_MSG_ID
 
 Frame = tuple[int, bool, bool, int, bytes]
@@ -85,6 +92,7 @@ class BoardResult:
     frames: list[Frame]
     stats: dict
     lines: list[str] = field(default_factory=list)  # other lines the board printed
+    packed: bytes = b""  # the PACKED records as received (unpack_full() keeps FD and BRS)
 
 
 def unpack_frames(raw: bytes) -> list[Frame]:
@@ -101,16 +109,18 @@ def parse_board_output(out: str) -> BoardResult:
     frames: list[Frame] = []
     stats: dict = {}
     other = []
+    packed = b""
     for line in out.splitlines():
         if line.startswith("RESULT "):
             frames = ast.literal_eval(line[7:])
         elif line.startswith("PACKED"):
-            frames = unpack_frames(bytes.fromhex(line[6:].strip()))
+            packed = bytes.fromhex(line[6:].strip())
+            frames = unpack_frames(packed)
         elif line.startswith("STATS "):
             stats = ast.literal_eval(line[6:])
         elif line.strip() and line.strip() != "READY":
             other.append(line)
-    return BoardResult(frames, stats, other)
+    return BoardResult(frames, stats, other, packed)
 
 
 @dataclass
@@ -231,3 +241,250 @@ def canfdtest_host(bus: can.BusABC, count: int, window: int = ECHO_WINDOW, timeo
     if extra is not None:
         return f"all {count} answered, then an extra frame arrived: {extra}"
     return None
+
+
+# --- random mixed frames: every kind a link carries, seeded so a failure can be replayed ---------------
+FullFrame = tuple[int, bool, bool, int, bytes, bool, bool]  # Frame + (fd, brs)
+FD_LENS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)
+EDGE_STD = (0x000, 0x001, 0x7FE, 0x7FF)
+EDGE_EXT = (0x00000000, 0x000007FF, 0x00000800, 0x1FFFFFFE, 0x1FFFFFFF)
+
+
+def mixed_frames(rng: random.Random, count: int, fd: bool = False) -> list[FullFrame]:
+    """Standard and extended ids (edges included), remote frames, DLC 0-8, and CAN FD (with and
+    without bit rate switch) when the link carries it; never the sentinel."""
+    frames: list[FullFrame] = []
+    while len(frames) < count:
+        ext = rng.random() < 0.5
+        edges = EDGE_EXT if ext else EDGE_STD
+        ident = rng.choice(edges) if rng.random() < 0.05 else rng.getrandbits(29 if ext else 11)
+        if ext and ident == SENTINEL[0]:
+            continue
+        kind = rng.random()
+        if fd and kind < 0.15:
+            data = rng.randbytes(rng.choice(FD_LENS))
+            frames.append((ident, ext, False, len(data), data, True, rng.random() < 0.5))
+        elif kind > 0.8:
+            frames.append((ident, ext, True, rng.randint(0, 8), b"", False, False))
+        else:
+            data = rng.randbytes(rng.randint(0, 8))
+            frames.append((ident, ext, False, len(data), data, False, False))
+    return frames
+
+
+def full_message(frame: FullFrame) -> can.Message:
+    ident, ext, rtr, dlc, data, fd, brs = frame
+    if rtr:
+        return can.Message(arbitration_id=ident, is_extended_id=ext, is_remote_frame=True, dlc=dlc)
+    return can.Message(arbitration_id=ident, is_extended_id=ext, data=data, is_fd=fd, bitrate_switch=brs)
+
+
+def to_full(msg: can.Message) -> FullFrame:
+    data = b"" if msg.is_remote_frame else bytes(msg.data)
+    dlc = len(data) if msg.is_fd else msg.dlc
+    return (msg.arbitration_id, msg.is_extended_id, msg.is_remote_frame, dlc, data, msg.is_fd, msg.bitrate_switch)
+
+
+def reply_to(frame: FullFrame) -> FullFrame:
+    """What hil_can.answer() sends back: id + 1 within its width, data bytes + 1, flags kept."""
+    ident, ext, rtr, dlc, data, fd, brs = frame
+    data = data if rtr else bytes((b + 1) & 0xFF for b in data)
+    return ((ident + 1) & (0x1FFFFFFF if ext else 0x7FF), ext, rtr, dlc, data, fd, brs)
+
+
+def pack_full(frames: list[FullFrame]) -> bytes:
+    """hil_can.pack() records, for hil_can.unpack() on the board."""
+    out = bytearray()
+    for ident, ext, rtr, dlc, data, fd, brs in frames:
+        out += ident.to_bytes(4, "big") + bytes([ext | rtr << 1 | fd << 2 | brs << 3, dlc, len(data)]) + data
+    return bytes(out)
+
+
+def unpack_full(raw: bytes) -> list[FullFrame]:
+    frames, i = [], 0
+    while i < len(raw):
+        ident, flags, dlc, n = int.from_bytes(raw[i : i + 4], "big"), raw[i + 4], raw[i + 5], raw[i + 6]
+        frames.append((ident, bool(flags & 1), bool(flags & 2), dlc, raw[i + 7 : i + 7 + n], bool(flags & 4),
+                       bool(flags & 8)))  # fmt: skip
+        i += 7 + n
+    return frames
+
+
+def show(frame: FullFrame) -> str:
+    ident, ext, rtr, dlc, data, fd, brs = frame
+    kind = ("FD" + ("+BRS" if brs else "") + " " if fd else "") + ("ext" if ext else "std")
+    body = f"RTR dlc={dlc}" if rtr else f"dlc={dlc} {data.hex() or '-'}"
+    return f"<{kind} 0x{ident:X} {body}>"
+
+
+FIELDS = ("id", "extended", "remote", "dlc", "data", "fd", "brs")
+
+
+def first_difference(expected: list[FullFrame], got: list[FullFrame], what: str = "frame") -> str | None:
+    """None when got is expected exactly; else what went wrong first: lost, duplicated, reordered
+    or altered, with the index, both frames and the totals."""
+    if got == expected:
+        return None
+    whats = what[:-1] + "ies" if what.endswith("y") else what + "s"
+    totals = f"{len(got)} {whats} for {len(expected)} expected"
+    i = next((k for k, (e, g) in enumerate(zip(expected, got, strict=False)) if e != g), min(len(expected), len(got)))
+    if i == len(expected):
+        return f"{totals}: {len(got) - len(expected)} extra after the last, first {show(got[i])}: duplicated or extra"
+    if i == len(got):
+        return f"{totals}: {whats} #{i}..#{len(expected) - 1} never came: lost"
+    e, g = expected[i], got[i]
+    later = expected[i + 1 : i + 1 + 1000]
+    if g in later:
+        j = i + 1 + later.index(g)
+        how = "reordered" if e in got[i + 1 : i + 1 + 1000] else "lost"
+        return f"{totals}: {what} #{i}: expected {show(e)} but got {show(g)}, which is #{j}: {what} #{i} {how}"
+    if g in expected[:i]:
+        return f"{totals}: {what} #{i}: expected {show(e)} but got {show(g)} again (#{expected.index(g)}): duplicated"
+    fields = ", ".join(f"{n} {a!r} -> {b!r}" for n, a, b in zip(FIELDS, e, g, strict=True) if a != b)
+    return f"{totals}: {what} #{i}: expected {show(e)} but got {show(g)}: altered ({fields})"
+
+
+# --- the board's loss counters --------------------------------------------------------------------------
+COUNTERS = {
+    "overflow": "hil_can's receive queue was full (rx_queue)",
+    "sock_rxq_drops": "the SocketCAN socket's receive queue was full (the kernel's sk_drops, which SO_RXQ_OVFL "
+    "reports: /proc/net/can/rcvlist_* matches minus frames read)",
+    "slcan_bad_lines": "SLCAN lines that were no valid frame (a frame garbled on the way in)",
+    "uart_rx_overruns": "the UART's RX overrun flag (bytes lost on the way in)",
+    "hw_overruns": "the CAN controller's RX overruns",
+}
+
+
+def counter_meaning(name: str) -> str:
+    if name in COUNTERS:
+        return COUNTERS[name]
+    ifname, _, stat = name.partition(".")
+    return f"/sys/class/net/{ifname}/statistics/{stat} since the bus was opened"
+
+
+def lost_counters(stats: dict) -> str | None:
+    """None when the board counted no lost frame, else which of its counters did, and what each means."""
+    lost = stats.get("lost")
+    if lost is None:
+        return f"the board reported no loss counters (stats: {stats})"
+    if not lost:
+        return None
+    return "the board counted lost frames: " + "; ".join(f"{k} = {v} ({counter_meaning(k)})" for k, v in lost.items())
+
+
+# --- echo of mixed frames: flow-controlled, paced or unpaced ---------------------------------------------
+@dataclass
+class EchoRun:
+    got: list[FullFrame]
+    send_s: float  # from the first frame sent to the last
+    total_s: float  # from the first frame sent to the last reply received
+
+    def rate(self) -> float:
+        return len(self.got) / self.total_s if self.total_s > 0 else 0.0
+
+
+def echo_exchange(
+    bus: can.BusABC,
+    frames: list[FullFrame],
+    *,
+    window: int | None = None,
+    rate: float | None = None,
+    idle: float = 10.0,
+) -> EchoRun:
+    """Send ``frames`` to the board's echo app and collect its replies in order. ``window``: at most
+    that many unanswered (canfdtest's flow control); ``rate``: frames per second; neither: unpaced.
+    A sender thread keeps sending while this thread receives, so neither side's buffers fill up.
+    Ends when as many replies as frames came (plus 0.3 s for extras) or ``idle`` s passed without one."""
+    credit = threading.Semaphore(window) if window else None
+    stop = threading.Event()
+    sent_at: list[float] = []
+    failure: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            start = time.perf_counter()
+            for n, frame in enumerate(frames):
+                if credit is not None:
+                    while not credit.acquire(timeout=0.2):
+                        if stop.is_set():
+                            return
+                elif rate:
+                    wait = start + n / rate - time.perf_counter()
+                    if wait > 0:
+                        time.sleep(wait)
+                if stop.is_set():
+                    return
+                bus.send(full_message(frame), timeout=30)
+                if not sent_at:
+                    sent_at.append(time.perf_counter())
+            sent_at.append(time.perf_counter())
+        except BaseException as exc:  # reported by the caller
+            failure.append(exc)
+
+    got: list[FullFrame] = []
+    thread = threading.Thread(target=sender, daemon=True)
+    t0 = time.perf_counter()
+    last = t0
+    thread.start()
+    try:
+        while len(got) < len(frames):
+            msg = bus.recv(idle)
+            if msg is None:
+                break
+            last = time.perf_counter()
+            got.append(to_full(msg))
+            if credit is not None:
+                credit.release()
+        while (msg := bus.recv(0.3)) is not None:  # anything extra shows up too
+            got.append(to_full(msg))
+    finally:
+        stop.set()
+        thread.join(35)
+    if failure:
+        raise failure[0]
+    first = sent_at[0] if sent_at else t0
+    return EchoRun(got, (sent_at[-1] if sent_at else t0) - first, last - first)
+
+
+def board_echo_code(opener: str, app: str, count: int, idle_ms: int = 5000) -> str:
+    """The board's echo app (module ``app``'s echo()) for ``count`` frames, then its STATS."""
+    return (
+        f"import hil_can, {app}\nbus = {opener}\n"
+        f"{app}.echo(bus, count={count}, idle_ms={idle_ms})\n"
+        "print('STATS', repr(bus.stats()))\nbus.close()\n"
+    )
+
+
+@dataclass
+class EchoPhases:
+    runs: list[EchoRun]
+    problems: list[str]  # the board's loss counters first, then the first difference of a phase
+    stats: dict  # the board's stats() after the echo app ended
+    echoed: str  # the app's "ECHOED <received> <sent>" line
+
+
+Phase = tuple[list[FullFrame], "dict | Callable[[list[EchoRun]], dict]"]
+
+
+def echo_phases(dut: Board, bus: can.BusABC, opener: str, app: str, phases: list[Phase]) -> EchoPhases:
+    """The board's echo app (module ``app``) for all phases' frames in one run. A phase is its
+    frames and echo_exchange()'s pacing, or a callable giving that from the earlier phases' runs
+    (e.g. the rate one measured). A phase with a difference ends the exchange (the board's app then
+    ends on its idle timeout)."""
+    total = sum(len(frames) for frames, _ in phases)
+    running = dut.spawn(board_echo_code(opener, app, total))
+    running.wait_for("READY", timeout=30)
+    runs: list[EchoRun] = []
+    problems: list[str] = []
+    try:
+        for frames, how in phases:
+            run = echo_exchange(bus, frames, **(how(runs) if callable(how) else how))
+            runs.append(run)
+            problem = first_difference([reply_to(f) for f in frames], run.got, "reply")
+            if problem:
+                problems.append(f"phase {len(runs)}: {problem}")
+                break
+    finally:
+        result = parse_board_output(running.finish(timeout=300))
+    counted = lost_counters(result.stats)
+    return EchoPhases(runs, ([counted] if counted else []) + problems, result.stats, " ".join(result.lines))

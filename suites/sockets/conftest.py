@@ -1,6 +1,6 @@
 """Fixtures of the BSD socket suite: ``peer`` (the host side of every two-party test, see
-peerlib.py), ``parser_module`` (which message-parser app the board runs) and ``errno`` (the
-board's errno numbers)."""
+peerlib.py), ``board_app`` (which module plays the board app) and ``errno`` (the board's errno
+numbers)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,21 @@ from types import SimpleNamespace
 import pytest
 from peerlib import Peer
 
-
-@pytest.fixture
-def parser_module() -> str:
-    """The board's message-parser module. HIL_SOCK_PARSER=hil_sock_naive points the suite at the
-    deliberately broken variant (tests/integration/test_suite_sockets.py proves the suite catches it)."""
-    return os.environ.get("HIL_SOCK_PARSER", "hil_sock_msg")
+APP_ENV = "HIL_SOCK_APP"
+DEFAULT_APP = "hil_sock_msg"
 
 
 @pytest.fixture
-def peer(dut, parser_module) -> Peer:
-    p = Peer(dut, parser_module)
+def board_app() -> str:
+    """The firmware_py module that plays the board app (message server, download server, UDP
+    echo). HIL_SOCK_APP names another with the same functions: a broken twin such as
+    hil_sock_naive, which tests/integration/test_suite_sockets.py proves the suite catches."""
+    return os.environ.get(APP_ENV) or DEFAULT_APP
+
+
+@pytest.fixture
+def peer(dut, board_app) -> Peer:
+    p = Peer(dut, board_app)
     yield p
     p.close()
 

@@ -27,12 +27,12 @@ import threading
 import zlib
 
 ROLE_TIMEOUT = 60.0  # a role's whole run (TCG under load is slow; roles end far sooner)
-BLOCK = 4096
+BLOCK = 4097  # off a power of two on purpose, as in firmware_py/hil_sock.py
 _BASE = bytes((i * 811) & 0xFF for i in range(BLOCK))
 
 
 def pattern(total: int) -> bytes:
-    """The bulk pattern firmware_py/hil_sock.py sends: numbered 4 KiB blocks."""
+    """The bulk pattern firmware_py/hil_sock.py sends: numbered blocks of BLOCK bytes."""
     blocks = [struct.pack(">I", k) + _BASE[4:] for k in range((total + BLOCK - 1) // BLOCK)]
     return b"".join(blocks)[:total]
 
@@ -158,10 +158,10 @@ class HostEcho:
 class Peer:
     """The host side of a two-party socket test on one board."""
 
-    def __init__(self, dut, parser_module: str) -> None:
+    def __init__(self, dut, app: str) -> None:
         self.dut = dut
         self.net = dut.net
-        self.parser_module = parser_module
+        self.app = app  # the module playing the board app (conftest.py board_app)
         self.roles: list[Role] = []
         self._closers: list = []
 
@@ -205,8 +205,17 @@ class Peer:
         self._closers.append(sock.close)
         return sock
 
-    def connect(self, guest_port: int, *, nodelay: bool = False, timeout: float = 15.0) -> socket.socket:
-        sock = self.keep(self.net.connect(guest_port, timeout=timeout))
+    def connect(self, guest_port: int, *, nodelay: bool = False, timeout: float = 15.0,
+                rcvbuf: int | None = None) -> socket.socket:  # fmt: skip
+        """A host connection to a board port. rcvbuf: a small receive buffer, set before the
+        handshake so the window it advertises is small too (the board's sends fill it quickly)."""
+        if rcvbuf is None:
+            sock = self.keep(self.net.connect(guest_port, timeout=timeout))
+        else:
+            sock = self.tcp()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(self.address(guest_port))
         sock.settimeout(timeout)
         if nodelay:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

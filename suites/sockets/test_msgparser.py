@@ -1,9 +1,9 @@
 """The "one message = one packet" bug: a board app parsing a message protocol over TCP must handle
 messages split across segments (at every byte boundary) and many messages merged in one segment.
 
-The board runs a message server (firmware_py/hil_sock_msg.py, or the module HIL_SOCK_PARSER
-names: tests/integration/test_suite_sockets.py points this file at a deliberately broken parser to prove it
-is caught). The host sends with TCP_NODELAY. For the split cases the board traces every recv()
+The board runs a message server (firmware_py/hil_sock_msg.py, or the module HIL_SOCK_APP
+names: tests/integration/test_suite_sockets.py points this file at a deliberately broken parser to
+prove it is caught). The host sends with TCP_NODELAY. For the split cases the board traces every recv()
 ("RX <bytes so far>;") and the host sends the rest of a message only after the board has consumed
 exactly the first part: the split is one the board's parser really saw, not one TCP may have
 glued back together."""
@@ -38,7 +38,7 @@ class Client:
 
     def __init__(self, peer, framing: str, trace: bool) -> None:
         port = peer.port()
-        self.role = peer.start(f"serve({port}, {framing!r}, {trace})", module=peer.parser_module, ready=True)
+        self.role = peer.start(f"serve({port}, {framing!r}, {trace})", module=peer.app, ready=True)
         # replies follow their message at once: 5 s of silence means none is coming
         self.conn = peer.connect(port, nodelay=True, timeout=5)
         self.reader = self.conn.makefile("rb")
@@ -98,7 +98,7 @@ def test_many_messages_merged_in_one_send(peer, framing):
     client = Client(peer, framing, trace=False)
     msgs = [bytes((i * 31 + j) & 0xFF for j in range(i % 37)).replace(b"\n", b"n") for i in range(300)]
     if framing == "len":
-        msgs[150] = bytes(range(256)) * 2  # a length above 255: both header bytes matter
+        msgs[150] = bytes(range(256)) * 2 + b"!"  # 513: both header bytes matter, and off a boundary
     client.send(b"".join(encode(m, framing) for m in msgs))
     client.expect_replies(replies(msgs))
     rest, (count, total, leftover) = client.finish()

@@ -8,7 +8,7 @@ import struct
 import threading
 
 import pytest
-from peerlib import crc, pattern, recv_all, recv_exact
+from peerlib import BLOCK, crc, pattern, recv_all, recv_exact
 
 pytestmark = pytest.mark.requires("net")
 
@@ -27,7 +27,7 @@ def test_accept_reports_peer_address(peer):
 
 def test_echo_with_board_as_client(peer):
     echo = peer.echo_server()
-    sizes = [1, 2, 3, 100, 536, 1460, 1461, 4096, 8000]
+    sizes = [1, 2, 3, 100, 511, 513, 536, 1460, 1461, 4095, 4097, 8000]
     total, board_crc, mismatches = peer.start(f"echo_client({peer.host_ip!r}, {echo.port}, {sizes})").result()
     expected = b"".join(bytes((j * 7 + i) & 0xFF for j in range(n)) for i, n in enumerate(sizes))
     assert (total, board_crc, mismatches) == (len(expected), crc(expected), 0)
@@ -57,14 +57,14 @@ def test_echo_with_board_as_server_both_directions_at_once(peer):
 
 
 def test_bulk_host_to_board_checked_by_crc(peer):
-    role = peer.start(f"sink({peer.port()}, 4096)", ready=True)
+    role = peer.start(f"sink({peer.port()}, 4097)", ready=True)
     conn = peer.connect(peer.port(), timeout=60)
     data = pattern(BULK)
     conn.sendall(data)
     conn.shutdown(socket.SHUT_WR)
     total, board_crc, largest, _recvs = role.result()
     assert (total, board_crc) == (BULK, crc(data))
-    assert 0 < largest <= 4096
+    assert 0 < largest <= 4097
     assert conn.recv(1) == b""  # the board closed: a clean FIN, no reset
 
 
@@ -94,7 +94,7 @@ def test_recv_with_small_buffer_returns_the_stream_in_order(peer):
 
 def test_nonblocking_send_is_partial_then_eagain_and_nothing_is_lost(peer, errno):
     listener = peer.listen(rcvbuf=4096)
-    role = peer.start(f"partial_send({peer.host_ip!r}, {listener.getsockname()[1]}, 65536)")
+    role = peer.start(f"partial_send({peer.host_ip!r}, {listener.getsockname()[1]}, 65537)")
     conn, _ = listener.accept()
     conn.settimeout(30)
     role.signal("DRAIN", timeout=60)  # the board's sends now return EAGAIN: start reading
@@ -102,10 +102,24 @@ def test_nonblocking_send_is_partial_then_eagain_and_nothing_is_lost(peer, errno
     err, filled, partials, impossible, sent, board_crc = role.result()
     assert err == errno.EAGAIN
     assert impossible == 0  # every send returned 0 < n <= what it was given
-    assert filled > 0 and sent >= filled + 65536 and sent % 4096 == 0
+    assert filled > 0 and sent >= filled + 65537 and sent % BLOCK == 0
     assert (len(got), crc(got)) == (sent, board_crc)
     assert got == pattern(sent)
     print(f"{partials} partial sends")  # how many sends took only part of their buffer (varies by link)
+
+
+def test_blocking_send_takes_the_whole_buffer(peer):
+    """A blocking send() on a stream socket waits for room until the whole buffer is queued (POSIX;
+    Linux does): buffers of 4,097, 20,001 and 65,537 bytes, the last larger than any default send
+    buffer. Where this fails, even a blocking app must loop over send()'s count (test_app.py)."""
+    listener = peer.listen(timeout=30)
+    sizes = [4097, 20001, 65537]
+    role = peer.start(f"blocking_send({peer.host_ip!r}, {listener.getsockname()[1]}, {sizes})")
+    conn, _ = listener.accept()
+    conn.settimeout(30)
+    got = recv_all(conn)
+    assert got == pattern(sum(sizes))  # the role sent the rest after each count: nothing is lost
+    assert role.result() == sizes
 
 
 def test_host_half_close_gives_eof_repeatedly_and_board_can_still_send(peer):

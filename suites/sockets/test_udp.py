@@ -14,7 +14,7 @@ pytestmark = pytest.mark.requires("net")
 def test_datagram_boundaries_are_kept(peer):
     """One datagram at a time (the board acknowledges each), so only boundaries are tested here;
     queue depth is test_back_to_back_datagrams_are_all_queued's."""
-    sizes = [1, 0, 100, 1000, 1472, 7]  # 0: an empty datagram is a datagram too
+    sizes = [1, 0, 100, 511, 513, 1000, 1472, 7]  # 0: an empty datagram is a datagram too
     port = peer.udp_port()
     role = peer.start(f"udp_receive({port}, {len(sizes)}, paced=True)", ready=True)
     host = peer.udp()

@@ -2,8 +2,10 @@
 the REPL, and the name of the board-side client module under test.
 
 HIL_TLS_CLIENT names the firmware_py module whose client() the board-as-client cases run
-(default hil_tls). tests/integration/test_suite_tls.py points it at hil_tls_noverify, a client with
-verification switched off, and checks that the suite fails it."""
+(default hil_tls), HIL_TLS_SERVER the one whose server() the hostile-peer and mutual-TLS cases run.
+tests/integration/test_suite_tls.py points them at broken twins (hil_tls_noverify, a client with
+verification switched off; hil_tls_fragile, _leaky, _shortwrite, _srv_noverify, servers) and checks
+that the suite fails them."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import os
 import time
 
 import pytest
-from tls_peers import board_time, deliver_pki
+from tls_peers import board_time
 
 from harness.pki import TestPKI
 
 CLIENT_MODULE_ENV = "HIL_TLS_CLIENT"
+SERVER_MODULE_ENV = "HIL_TLS_SERVER"
 CLOCK_TOLERANCE = 3600.0  # the PKI's bad dates are a day off; a board clock an hour off is broken
 
 
@@ -34,7 +37,7 @@ def pki_dir(tmp_path_factory: pytest.TempPathFactory):
 def tls_dut(dut, pki: TestPKI):
     """The board, soft-reset, with this run's PKI in its hil_pki/ directory (written once per
     board boot: a restarted board gets it again)."""
-    deliver_pki(dut, pki)
+    pki.deliver(dut)
     return dut
 
 
@@ -42,6 +45,13 @@ def tls_dut(dut, pki: TestPKI):
 def client_module() -> str:
     name = os.environ.get(CLIENT_MODULE_ENV, "hil_tls")
     assert name.isidentifier(), f"{CLIENT_MODULE_ENV}={name!r} is not a module name"
+    return name
+
+
+@pytest.fixture
+def server_module() -> str:
+    name = os.environ.get(SERVER_MODULE_ENV, "hil_tls")
+    assert name.isidentifier(), f"{SERVER_MODULE_ENV}={name!r} is not a module name"
     return name
 
 

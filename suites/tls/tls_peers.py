@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import ast
-import base64
 import hashlib
 import socket
 import ssl
@@ -83,31 +82,6 @@ def board_time(dut) -> float:
     """The board's clock as Unix time (ports with a 2000 epoch are converted)."""
     now, epoch_year = dut.eval("(__import__('time').time(), __import__('time').gmtime(0)[0])")
     return now + (946684800 if epoch_year == 2000 else 0)
-
-
-# --- the PKI on a board -------------------------------------------------------------------------
-def pki_marker(pki: TestPKI) -> bytes:
-    return pki.root.sha256.encode()
-
-
-def deliver_pki(board, pki: TestPKI) -> int:
-    """Write the PKI's board files (DER) into the board's hil_pki/ directory over the REPL, unless
-    this PKI is there already. Returns the number of files written."""
-    marker = pki_marker(pki)
-    if board.eval(f"__import__('hil_tls').has('id', {marker!r})"):
-        return 0
-    files = dict(pki.board_files())
-    batch: list[str] = []
-    size = 0
-    for name, data in files.items():
-        batch.append(f"hil_tls.store({name!r}, {base64.b64encode(data)!r})")
-        size += len(data)
-        if size > 3000:
-            board.exec("import hil_tls\n" + "\n".join(batch))
-            batch, size = [], 0
-    batch.append(f"hil_tls.store('id', {base64.b64encode(marker)!r})")
-    board.exec("import hil_tls\n" + "\n".join(batch))
-    return len(files)
 
 
 def _args(kwargs: dict) -> str:
@@ -483,19 +457,37 @@ class BioPeer:
 
 # --- tlslite-ng client ----------------------------------------------------------------------------
 class TamperSocket:
-    """A socket for tlslite whose next record(s) can be corrupted on the way out."""
+    """A socket for tlslite whose next record(s) can be corrupted on the way out. It keeps every
+    byte the peer sent (``received``: the board's records, alerts included, as they came), and
+    can give the records sent before the first answer (the ClientHello) another record-layer
+    version (``hello_record_version``)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.corrupt_next = False
+        self.received = bytearray()
+        self.hello_record_version: int | None = None
+        self.keep_open = False  # tlslite's close() (it closes on an alert) leaves the socket open
+
+    def close(self) -> None:
+        if not self.keep_open:
+            self.sock.close()
 
     def send(self, data) -> int:
         data = bytes(data)
+        if self.hello_record_version is not None and not self.received:
+            data = b"".join(Record(r.type, self.hello_record_version, r.payload).encode()
+                            for r in parse_records(data))
         if self.corrupt_next and len(data) > 5:
             self.corrupt_next = False
             data = data[:-1] + bytes([data[-1] ^ 0x01])
         self.sock.sendall(data)
         return len(data)
+
+    def recv(self, n: int) -> bytes:
+        data = self.sock.recv(n)
+        self.received += data
+        return data
 
     def sendall(self, data) -> None:
         self.send(data)
@@ -556,3 +548,255 @@ def tlslite_next_record(conn) -> tuple[int, bytes] | None:
     except (TLSAbruptCloseError, ConnectionResetError):
         return None
     return None
+
+
+# --- hostile tlslite-ng client: message surgery, what the board answered -------------------------
+# handshake message types and alert descriptions by name (RFC 5246 7.2, 7.4; RFC 8446 B.2)
+HANDSHAKE_NAMES = {0: "HelloRequest", 1: "ClientHello", 2: "ServerHello", 11: "Certificate",
+                   12: "ServerKeyExchange", 13: "CertificateRequest", 14: "ServerHelloDone",
+                   15: "CertificateVerify", 16: "ClientKeyExchange", 20: "Finished"}
+CLIENT_HELLO, SERVER_HELLO, SERVER_KEY_EXCHANGE, CERTIFICATE_REQUEST = 1, 2, 12, 13
+CERTIFICATE_VERIFY, CLIENT_KEY_EXCHANGE, FINISHED = 15, 16, 20
+HEARTBEAT = 24  # record content type (RFC 6520); the board never negotiates heartbeats
+ALERT_NAMES = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
+               40: "handshake_failure", 42: "bad_certificate", 47: "illegal_parameter", 48: "unknown_ca",
+               50: "decode_error", 51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security",
+               80: "internal_error", 100: "no_renegotiation", 110: "unsupported_extension",
+               112: "unrecognized_name"}
+UNEXPECTED_MESSAGE, HANDSHAKE_FAILURE, ILLEGAL_PARAMETER, DECODE_ERROR = 10, 40, 47, 50
+# extension types (IANA)
+EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS, EXT_SIGNATURE_ALGORITHMS = 0, 10, 11, 13
+EXT_PADDING, EXT_ENCRYPT_THEN_MAC, EXT_EXTENDED_MASTER_SECRET, EXT_RENEGOTIATION_INFO = 21, 22, 23, 0xFF01
+CLOSE_WAIT = 15.0  # after a fatal alert the board must close within this (TCG boards are slow)
+ECHO_WAIT = 10.0  # an echo of a few KB is back within this, or it is not coming
+
+
+def alert_name(alert: tuple[int, int] | None) -> str:
+    if alert is None:
+        return "no alert"
+    level = {WARNING: "warning", FATAL: "fatal"}.get(alert[0], f"level {alert[0]}")
+    return f"{level} {ALERT_NAMES.get(alert[1], alert[1])} alert"
+
+
+def handshake_message(msg_type: int, body: bytes) -> bytes:
+    return bytes([msg_type]) + len(body).to_bytes(3, "big") + body
+
+
+def split_handshake(payload: bytes) -> list[tuple[int, bytes]]:
+    """(type, body) of each whole handshake message in concatenated handshake record payloads."""
+    out, i = [], 0
+    while i + 4 <= len(payload):
+        length = int.from_bytes(payload[i + 1 : i + 4], "big")
+        if i + 4 + length > len(payload):
+            break
+        out.append((payload[i], payload[i + 4 : i + 4 + length]))
+        i += 4 + length
+    return out
+
+
+def parse_extensions(data: bytes) -> dict[int, bytes]:
+    out, i = {}, 0
+    while i + 4 <= len(data):
+        ext_type, length = struct.unpack(">HH", data[i : i + 4])
+        out[ext_type] = data[i + 4 : i + 4 + length]
+        i += 4 + length
+    return out
+
+
+@dataclass
+class ServerHelloSeen:
+    version: tuple[int, int]
+    cipher: int
+    compression: int
+    extensions: dict[int, bytes]
+
+
+@dataclass
+class Outcome:
+    """How a hostile handshake went, from the host: whether it completed, what the board sent in
+    the clear (its handshake messages and alert, if any) and how the connection ended."""
+
+    completed: bool = False
+    alert: tuple[int, int] | None = None  # the board's alert (plaintext, or decrypted by tlslite)
+    error: str = ""  # how tlslite's handshake ended, when it did not complete
+    closed: str = ""  # "eof", "reset" or "open" (still open CLOSE_WAIT s after the end)
+    received: bytes = b""
+    conn: object = None  # the tlslite connection
+    tamper: TamperSocket | None = None
+    board: dict = field(default_factory=dict)  # the board's CONN result for this connection
+
+    @property
+    def messages(self) -> list[tuple[int, bytes]]:
+        """The board's handshake messages sent in the clear (before its ChangeCipherSpec)."""
+        payload = bytearray()
+        for rec in _records_tolerant(self.received):
+            if rec.type == CHANGE_CIPHER_SPEC:
+                break
+            if rec.type == HANDSHAKE:
+                payload += rec.payload
+        return split_handshake(bytes(payload))
+
+    def message(self, msg_type: int) -> bytes | None:
+        return next((body for t, body in self.messages if t == msg_type), None)
+
+    @property
+    def server_hello(self) -> ServerHelloSeen | None:
+        body = self.message(SERVER_HELLO)
+        if body is None:
+            return None
+        sid = body[34]
+        at = 35 + sid
+        cipher, compression = struct.unpack(">HB", body[at : at + 3])
+        ext = body[at + 5 :] if len(body) > at + 3 else b""
+        return ServerHelloSeen((body[0], body[1]), cipher, compression, parse_extensions(ext))
+
+    @property
+    def key_exchange(self) -> tuple[int, int] | None:
+        """(named group, signature scheme) of an ECDHE ServerKeyExchange (RFC 8422 5.4)."""
+        body = self.message(SERVER_KEY_EXCHANGE)
+        if body is None or body[0] != 3:
+            return None
+        group, point_len = struct.unpack(">HB", body[1:4])
+        (scheme,) = struct.unpack(">H", body[4 + point_len : 6 + point_len])
+        return group, scheme
+
+    def describe(self) -> str:
+        """One line: e.g. 'fatal decode_error alert after the board's ServerHello+Certificate+
+        ServerKeyExchange+ServerHelloDone, then eof (tlslite: ...; board: its error)'."""
+        names = [HANDSHAKE_NAMES.get(t, str(t)) for t, _ in self.messages]
+        after = f"after the board's {'+'.join(names)}" if names else "before any board handshake message"
+        if self.completed:
+            head = "handshake completed"
+        elif self.alert:
+            head = f"{alert_name(self.alert)} {after}"
+        else:
+            head = f"silent close (no alert) {after}" if self.closed != "open" else f"no answer {after}"
+        board = self.board.get("error") or self.board.get("end")
+        return f"{head}, then {self.closed or 'open'} (tlslite: {self.error or 'ok'}; board: {board})"
+
+
+def _records_tolerant(data: bytes) -> list[Record]:
+    records, i = [], 0
+    while i + 5 <= len(data):
+        type_, version, length = struct.unpack(">BHH", data[i : i + 5])
+        if i + 5 + length > len(data):
+            break
+        records.append(Record(type_, version, data[i + 5 : i + 5 + length]))
+        i += 5 + length
+    return records
+
+
+def _first_plain_alert(data: bytes) -> tuple[int, int] | None:
+    for rec in _records_tolerant(data):
+        if rec.type == CHANGE_CIPHER_SPEC:
+            return None
+        if rec.type == ALERT and len(rec.payload) == 2:
+            return rec.payload[0], rec.payload[1]
+    return None
+
+
+def await_close(tamper: TamperSocket, timeout: float = CLOSE_WAIT) -> str:
+    """Read what the board still sends until it closes: "eof", "reset" or "open"."""
+    tamper.sock.settimeout(timeout)
+    try:
+        while tamper.recv(65536):
+            pass
+        return "eof"
+    except ConnectionResetError:
+        return "reset"
+    except TimeoutError:
+        return "open"
+    except OSError:
+        return "reset"
+
+
+def raw_message(content_type: int, data: bytes):
+    """A tlslite message with exactly these bytes as its content."""
+    from tlslite.messages import Message
+
+    return Message(content_type, bytearray(data))
+
+
+def hostile_client(sock: socket.socket, pki: TestPKI, *, hello: Callable | None = None,
+                   tamper: Callable | None = None, settings: dict | None = None, cert: str | None = None,
+                   workdir: Path | None = None, hello_record_size: int | None = None,
+                   hello_record_version: int | None = None, echo: bytes = b"", keep_open: bool = False) -> Outcome:
+    """A tlslite-ng TLS 1.2 client with message surgery, for hostile-peer cases.
+
+    hello(client_hello): edits tlslite's ClientHello object before it goes out (and into the
+    transcript); when it returns bytes, those go out instead as the ClientHello message.
+    tamper(message) -> list of messages to send instead (for every later message: drop, duplicate,
+    truncate, replace; raw_message() builds any record). settings: attributes of
+    tlslite's HandshakeSettings. cert: a client credential name (mutual TLS). After a completed
+    handshake `echo` is sent and must come back whole; keep_open leaves a completed connection open
+    (Outcome.conn, Outcome.tamper) for the caller. Never raises for what the board does: the
+    Outcome says what it was."""
+    from tlslite import HandshakeSettings, TLSConnection, X509CertChain, parsePEMKey
+    from tlslite.errors import TLSAbruptCloseError, TLSLocalAlert, TLSRemoteAlert
+    from tlslite.messages import ClientHello
+
+    sock.settimeout(TIMEOUT)
+    tamper_sock = TamperSocket(sock)
+    tamper_sock.hello_record_version = hello_record_version
+    tamper_sock.keep_open = True  # to see how the board ends after its alert
+    conn = TLSConnection(tamper_sock)
+    original = conn._sendMsg
+
+    def send_msg(msg, *args, **kwargs):
+        if isinstance(msg, ClientHello):
+            raw = hello(msg) if hello else None
+            if hello_record_size:
+                conn.recordSize = hello_record_size
+            msgs = [raw_message(HANDSHAKE, raw)] if isinstance(raw, bytes) else [msg]
+        else:
+            conn.recordSize = 2**14
+            msgs = tamper(msg) if tamper else [msg]
+        for m in msgs:
+            yield from original(m, *args, **kwargs)
+
+    conn._sendMsg = send_msg
+    options = HandshakeSettings()
+    options.minVersion = options.maxVersion = (3, 3)
+    for key, value in (settings or {}).items():
+        setattr(options, key, value)
+    chain = key = None
+    if cert:
+        cert_file, key_file = pki[cert].files(workdir)
+        chain = X509CertChain()
+        chain.parsePemList(Path(cert_file).read_text())
+        key = parsePEMKey(Path(key_file).read_text(), private=True)
+    out = Outcome(conn=conn, tamper=tamper_sock)
+    try:
+        conn.handshakeClientCert(chain, key, settings=options, serverName=pki.hostname)
+        out.completed = True
+    except TLSRemoteAlert as exc:
+        out.alert, out.error = (exc.level, exc.description), f"remote alert {exc.description}"
+    except TLSLocalAlert as exc:  # tlslite objected to what the board sent
+        out.error = f"tlslite sent {ALERT_NAMES.get(exc.description, exc.description)}: {exc.message}"
+    except TLSAbruptCloseError:
+        out.error = "EOF"
+    except ConnectionResetError:
+        out.error = "reset"
+    except TimeoutError:
+        out.error = f"no answer in {TIMEOUT:.0f} s"
+    if out.completed and echo:
+        conn.write(echo)
+        sock.settimeout(ECHO_WAIT)
+        back = bytearray()
+        try:
+            while len(back) < len(echo):
+                back += conn.read(max=len(echo) - len(back))
+        except (TimeoutError, TLSAbruptCloseError, ConnectionError):
+            pass
+        assert bytes(back) == echo, (f"echo of {len(echo)} bytes after the handshake: {len(back)} came back "
+                                     f"(a prefix of what was sent: {bytes(back) == echo[: len(back)]})")
+        conn.close()
+    out.alert = out.alert or _first_plain_alert(bytes(tamper_sock.received))
+    if not out.completed:
+        out.closed = "eof" if out.error == "EOF" else "reset" if out.error == "reset" else await_close(tamper_sock)
+    else:
+        out.closed = "eof"
+    out.received = bytes(tamper_sock.received)
+    if not (out.completed and keep_open):
+        tamper_sock.sock.close()
+    return out

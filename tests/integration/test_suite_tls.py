@@ -1,7 +1,13 @@
-"""The TLS suite catches a broken client: run its certificate cases (suites/tls/test_tls_client.py)
-against the board app hil_tls (they pass) and against hil_tls_noverify, the same app with
-verification switched off (every one of them fails, each because the board accepted the server),
-on native (the unix port, Linux sockets) and mps2_an385 (bare metal: lwIP + mbedTLS).
+"""The TLS suite catches broken board apps, on native (the unix port, Linux sockets) and mps2_an385
+(bare metal: lwIP + mbedTLS):
+- a client: the certificate cases (suites/tls/test_tls_client.py) pass hil_tls and fail
+  hil_tls_noverify, the same app with verification switched off (each because the board accepted
+  the server);
+- servers: the hostile-peer cases (suites/tls/test_tls_hostile.py) that pass hil_tls fail its broken
+  twins, each case for its own reason: hil_tls_fragile (the first failed handshake ends the
+  service), hil_tls_leaky (a failed connection is never closed) and hil_tls_shortwrite (an echo that
+  writes at most 512 bytes of each read); and the mutual-TLS cases (suites/tls/test_tls_server.py)
+  fail hil_tls_srv_noverify (client verification switched off).
 Also: firmware_py/hil_tls.py works under CPython, as its header promises."""
 
 from __future__ import annotations
@@ -79,9 +85,75 @@ def test_suite_fails_a_client_with_verification_off(pytester, monkeypatch, targe
     assert "!= ('ValueError', None, 'CERT_REQUIRED requires server_hostname')" in section[:20000]
 
 
+# --- the server twins against the hostile-peer cases ---------------------------------------------------
+HOSTILE_CASES = REPO / "suites" / "tls" / "test_tls_hostile.py"
+# cases that end in a fatal alert from the board, then a close (and a good client served after it)
+ALERT_CASES = (
+    "test_truncated_client_hello_gets_decode_error[{}]",
+    "test_odd_cipher_suites_length_gets_decode_error[{}]",
+    "test_duplicated_client_key_exchange_gets_unexpected_message[{}]",
+    "test_renegotiation_info_not_empty_gets_handshake_failure[{}]",
+    "test_capability_sha1_ecdsa_signatures_refused[{}]",
+)
+# cases that complete an odd handshake and echo 2,000 bytes
+ECHO_CASES = (
+    "test_large_client_hello_completes[{}-12000-in-4k-records]",
+    "test_large_client_hello_completes[{}-16600]",
+)
+HOSTILE_SELECT = ("truncated_client_hello or odd_cipher_suites or duplicated_client_key_exchange or "
+                  "renegotiation_info or sha1_ecdsa or large_client_hello_completes")
+# per twin: which cases fail, and what their failure says
+TWINS = {
+    "hil_tls_fragile": (ALERT_CASES, "the board stopped serving after the hostile peer"),
+    "hil_tls_leaky": (ALERT_CASES, "after its alert the board left the connection open"),
+    "hil_tls_shortwrite": (ECHO_CASES, "echo of 2000 bytes after the handshake"),
+}
 
 
+def run_hostile_cases(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, module: str, target: str):
+    monkeypatch.setenv("HIL_TLS_SERVER", module)
+    result = pytester.runpytest_subprocess(
+        str(HOSTILE_CASES), "--board", target, "-p", "no:cacheprovider", "-k", HOSTILE_SELECT, "-rA",
+        "--hil-logs", str(pytester.path / "logs"), timeout=900)
+    text = result.stdout.str()
+    return {name: outcome for outcome, name in OUTCOME.findall(text)}, text
 
 
+@pytest.mark.parametrize("target", BOARDS)
+def test_hostile_cases_pass_the_real_server(pytester, monkeypatch, target):
+    outcomes, text = run_hostile_cases(pytester, monkeypatch, "hil_tls", target)
+    assert outcomes == dict.fromkeys(cases(ALERT_CASES + ECHO_CASES, target), "PASSED"), text[-3000:]
 
 
+@pytest.mark.parametrize("twin", list(TWINS))
+@pytest.mark.parametrize("target", BOARDS)
+def test_hostile_cases_fail_a_broken_server(pytester, monkeypatch, target, twin):
+    failing, why = TWINS[twin]
+    outcomes, text = run_hostile_cases(pytester, monkeypatch, twin, target)
+    every = cases(ALERT_CASES + ECHO_CASES, target)
+    expected = dict.fromkeys(every, "PASSED") | dict.fromkeys(cases(failing, target), "FAILED")
+    assert outcomes == expected, text[-3000:]
+    for name in cases(failing, target):  # each failed for the twin's bug, as a test failure
+        section = text[text.index(f"_ {name} _"):]
+        assert why in section[:20000], (name, section[:3000])
+
+
+SERVER_CASES = REPO / "suites" / "tls" / "test_tls_server.py"
+MTLS_REQUIRED = (
+    "test_mtls_required_accepts_trusted_client[{}-client_rsa]",
+    "test_mtls_required_accepts_trusted_client[{}-client_ec]",
+    "test_mtls_required_rejects_client_without_certificate[{}]",
+    "test_mtls_required_rejects_untrusted_client[{}]",
+)
+
+
+@pytest.mark.parametrize(("module", "outcome"), [("hil_tls", "PASSED"), ("hil_tls_srv_noverify", "FAILED")])
+@pytest.mark.parametrize("target", BOARDS)
+def test_mtls_cases_catch_a_server_with_verification_off(pytester, monkeypatch, target, module, outcome):
+    monkeypatch.setenv("HIL_TLS_SERVER", module)
+    result = pytester.runpytest_subprocess(
+        str(SERVER_CASES), "--board", target, "-p", "no:cacheprovider", "-k", "mtls_required", "-rA",
+        "--hil-logs", str(pytester.path / "logs"), timeout=600)
+    text = result.stdout.str()
+    outcomes = {name: out for out, name in OUTCOME.findall(text)}
+    assert outcomes == dict.fromkeys(cases(MTLS_REQUIRED, target), outcome), text[-3000:]

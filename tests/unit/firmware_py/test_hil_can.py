@@ -12,6 +12,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import can
@@ -172,6 +173,14 @@ def test_slcan_decode_rejects_malformed_lines(line):
     )
 
 
+def read_line(port, timeout: float = 5.0) -> bytes:
+    """One line up to its CR (in_waiting alone can see a line that pyserial's loop:// is still queueing)."""
+    line, deadline = b"", time.monotonic() + timeout
+    while not line.endswith(b"\r") and time.monotonic() < deadline:
+        line += port.read(1)
+    return line
+
+
 def test_slcan_codec_agrees_with_python_can():
     """python-can's slcan interface on pyserial's loop:// writes a frame line for each message;
     hil_can_slcan decodes it to the same frame, and python-can parses hil_can_slcan's encoding
@@ -186,11 +195,12 @@ def test_slcan_codec_agrees_with_python_can():
     ]
     bus = can.Bus(interface="slcan", channel="loop://", sleep_after_open=0)
     try:
-        bus.serialPortOrig.read(bus.serialPortOrig.in_waiting)  # the open commands (C, S6, O)
+        while read_line(bus.serialPortOrig) not in (b"O\r", b""):  # the open commands (C, S6, O)
+            pass
         lines = []
         for msg in messages:
             bus.send(msg)
-            lines.append(bus.serialPortOrig.read(bus.serialPortOrig.in_waiting))
+            lines.append(read_line(bus.serialPortOrig))
         decoded = mpy_eval(
             "import hil_can_slcan as s\n"
             f"fs = [s.decode(line[:-1]) for line in {lines!r}]\n"
@@ -328,13 +338,90 @@ def test_echo_app_answers_id_plus_one_bytes_plus_one():
     ]
 
 
-def test_echo_app_drop_every_leaves_frames_unanswered():
+ECHO_INPUT = (
+    "F = hil_can.Frame\n"
+    "frames = [F(0x77, b'\\x01'), F(0x1ABCDEF, b'\\x02', True), F(0x10, rtr=True, dlc=3), F(0x1FFFFFFF, rtr=True,"
+    " dlc=2, ext=True)]\n"
+)
+
+
+@pytest.mark.parametrize(
+    "app, sent",
+    [
+        ("hil_can", [(0x78, False, False, 1, b"\x02"), (0x1ABCDF0, True, False, 1, b"\x03"),
+                     (0x11, False, True, 3, b""), (0x0, True, True, 2, b"")]),
+        # RTR flag dropped: remote requests answered as data frames of DLC zero bytes (+ 1)
+        ("hil_can_nortr", [(0x78, False, False, 1, b"\x02"), (0x1ABCDF0, True, False, 1, b"\x03"),
+                           (0x11, False, False, 3, b"\x01\x01\x01"), (0x0, True, False, 2, b"\x01\x01")]),
+        # extended ids cut to 11 bits and sent as standard ids
+        ("hil_can_stdid", [(0x78, False, False, 1, b"\x02"), (0x5F0, False, False, 1, b"\x03"),
+                           (0x11, False, True, 3, b""), (0x0, False, True, 2, b"")]),
+        # replies in swapped pairs
+        ("hil_can_reorder", [(0x1ABCDF0, True, False, 1, b"\x03"), (0x78, False, False, 1, b"\x02"),
+                             (0x0, True, True, 2, b""), (0x11, False, True, 3, b"")]),
+    ],
+)  # fmt: skip
+def test_echo_app_and_its_broken_twins(app, sent):
     got = mpy_eval(
-        FAKE_BACKEND + "loop = Loop([hil_can.Frame(0x77, bytes([n])) for n in range(250)])\n"
-        "r = hil_can.echo(hil_can.CAN(loop, rx_queue=300), count=250, drop_every=100, idle_ms=0, ready='GO')\n"
+        FAKE_BACKEND + f"import {app}\n" + ECHO_INPUT + "loop = Loop(frames)\n"
+        f"r = {app}.echo(hil_can.CAN(loop), count=4, idle_ms=0, ready=None)\n"
+        "print(repr((r, [s[:5] for s in loop.sent])))\n"
+    )
+    assert got == ((4, 4), sent)
+
+
+def test_echo_twin_dropping_every_100th_frame():
+    got = mpy_eval(
+        FAKE_BACKEND + "import hil_can_drop\nloop = Loop([hil_can.Frame(0x77, bytes([n])) for n in range(250)])\n"
+        "r = hil_can_drop.echo(hil_can.CAN(loop, rx_queue=300), count=250, idle_ms=0, ready='GO')\n"
         "print(repr((r, [s[4][0] for s in loop.sent][97:101])))\n"
     )
     assert got == ((250, 248), [98, 99, 101, 102])  # frames #99 and #199 (0-based) got no reply
+
+
+def test_pack_unpack_round_trip_keeps_every_flag():
+    got = mpy_eval(
+        "import hil_can\nF = hil_can.Frame\n"
+        "fs = [F(0x1FFFFFFF, b'', True), F(0x7FF, rtr=True, dlc=8), F(1, bytes(range(64)), fd=True, brs=True),"
+        " F(2, b'ab')]\n"
+        "out = bytearray()\nfor f in fs:\n    hil_can.pack(f, out)\n"
+        "print(repr([f == g for f, g in zip(fs, hil_can.unpack(out))]))\n"
+    )
+    assert got == [True] * 4
+
+
+def test_stats_counters_and_lost():
+    got = mpy_eval(
+        FAKE_BACKEND + "class Counted(Loop):\n    def counters(self):\n"
+        "        return {'sock_rxq_drops': 3, 'can0.rx_dropped': 0}\n"
+        "bus = hil_can.CAN(Loop([hil_can.Frame(1, b'')] * 3), rx_queue=2)\nbus.any()\ns = bus.stats()\n"
+        "bus2 = hil_can.CAN(Counted([]))\ns2 = bus2.stats()\n"
+        "print(repr((s['counters'], s['lost'], s2['counters'], s2['lost'])))\n"
+    )
+    assert got == ({"overflow": 1}, {"overflow": 1}, {"overflow": 0, "sock_rxq_drops": 3, "can0.rx_dropped": 0},
+                   {"sock_rxq_drops": 3})  # fmt: skip
+
+
+def test_socketcan_rcvlist_parsing():
+    text = (
+        "\nreceive list 'rx_all':\n  (any: no entry)\n"
+        "  device   can_id   can_mask      function          userdata       matches  ident\n"
+        "   can0      000    00000000  000000009c8fdf22  00000000eb5a6b39     10000  raw\n"
+        "   can0  80000123  9fffffff  000000009c8fdf22  00000000aaaa0001         7  raw\n"
+        "   can0      123    000007ff  000000001111aaaa  00000000eb5a6b39         5  bcm\n"
+    )
+    seen = {"00000000aaaa0001": 1}  # from an earlier file
+    got = mpy_eval(f"import hil_can_socketcan as s\nprint(repr(s.parse_rcvlist({text!r}, {seen!r})))\n")
+    assert got == {"00000000eb5a6b39": 10000, "00000000aaaa0001": 8}
+
+
+def test_slcan_counters_name_bad_lines_and_uart_overruns():
+    got = mpy_eval(
+        FAKE_PORT + "port = FakePort()\nport.counters = lambda: {'uart_rx_overruns': 2}\n"
+        "bus = hil_can.open('slcan', port=port)\nport.feed(b't1239' + b'00' * 9 + b'\\rt1230\\r')\nbus.any()\n"
+        "print(repr(bus.stats()['lost']))\n"
+    )
+    assert got == {"slcan_bad_lines": 1, "uart_rx_overruns": 2}
 
 
 # --- machine.CAN and pyb.CAN, against fakes that follow their documentation ---------------------

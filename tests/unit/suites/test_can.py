@@ -1,7 +1,7 @@
 """The CAN suite (suites/can) catches broken firmware, and its paths work end to end:
 
 - its canfdtest echo case passes against the board's echo app and fails, naming the first lost
-  frame, against the same app dropping every 100th frame (HIL_CAN_ECHO_DROP_EVERY=100);
+  frame, against broken twins of the app (HIL_CAN_ECHO=hil_can_drop, ...: tests/integration/test_suite_can.py);
 - mps2_an385 gets a CAN link on its UART1 (its target file's [can]: a second -serial that QEMU maps to
   TCP, an SLCAN speaker in firmware_py on the board) and the suite's cases pass there;
 - expected failures name real tests; a bench's python_can link opens the interface it names."""
@@ -85,3 +85,54 @@ def test_lab_file_names_a_bench_can_interface(tmp_path, monkeypatch):
         hilcan_host.open_host_bus(Unknown())
 
 
+# --- the host side of the mixed-frame cases (suites/can/hilcan_host.py) -----------------------------
+@pytest.fixture
+def host(monkeypatch):
+    monkeypatch.syspath_prepend(str(SUITE))
+    sys.modules.pop("hilcan_host", None)
+    import hilcan_host
+
+    return hilcan_host
+
+
+def test_mixed_frames_are_seeded_and_cover_every_kind(host):
+    import random
+
+    a = host.mixed_frames(random.Random(7), 2000, fd=True)
+    assert a == host.mixed_frames(random.Random(7), 2000, fd=True)  # the seed replays the run
+    assert a != host.mixed_frames(random.Random(8), 2000, fd=True)
+    kinds = {(ext, rtr, fd) for _, ext, rtr, _, _, fd, _ in a}
+    assert kinds == {(e, r, f) for e in (False, True) for r in (False, True) for f in (False, True) if not (r and f)}
+    assert {dlc for _, _, rtr, dlc, _, fd, _ in a if not fd} == set(range(9))
+    assert all(i <= (0x1FFFFFFF if ext else 0x7FF) for i, ext, *_ in a)
+    assert any(i > 0x7FF for i, ext, *_ in a if ext)  # extended ids that do not fit 11 bits
+    assert not any(f[5] for f in host.mixed_frames(random.Random(7), 2000))  # no FD unless the link has it
+    assert all(host.to_full(host.full_message(f)) == f for f in a)  # python-can keeps every field
+
+
+def test_first_difference_names_lost_duplicated_reordered_altered(host):
+    f = [(n, False, False, 1, bytes([n]), False, False) for n in range(10)]
+    assert host.first_difference(f, list(f)) is None
+    lost = host.first_difference(f, f[:4] + f[5:])
+    assert "frame #4: expected <std 0x4 dlc=1 04> but got <std 0x5 dlc=1 05>, which is #5: frame #4 lost" in lost
+    assert "reordered" in host.first_difference(f, [*f[:4], f[5], f[4], *f[6:]])
+    assert "duplicated" in host.first_difference(f, [*f[:5], f[4], *f[5:9]])
+    altered = host.first_difference(f, [*f[:3], (3, False, True, 1, b"", False, False), *f[4:]])
+    assert altered.endswith("altered (remote False -> True, data b'\\x03' -> b'')")
+    assert "never came: lost" in host.first_difference(f, f[:8])
+    assert "extra" in host.first_difference(f, [*f, f[0]])
+
+
+def test_lost_counters_name_the_counter(host):
+    assert host.lost_counters({"lost": {}, "counters": {"overflow": 0}}) is None
+    said = host.lost_counters({"lost": {"sock_rxq_drops": 184, "can0.rx_dropped": 2}})
+    assert said.startswith("the board counted lost frames: sock_rxq_drops = 184 (the SocketCAN socket's receive queue")
+    assert "can0.rx_dropped = 2 (/sys/class/net/can0/statistics/rx_dropped since the bus was opened)" in said
+    assert "no loss counters" in host.lost_counters({"rx": 1})  # an app that cannot count is not a pass
+
+
+def test_packed_frames_round_trip_to_the_board_format(host):
+    import random
+
+    frames = host.mixed_frames(random.Random(3), 200, fd=True)
+    assert host.unpack_full(host.pack_full(frames)) == frames

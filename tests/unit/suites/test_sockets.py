@@ -77,3 +77,15 @@ def run_micropython(code: str) -> str:
     return proc.stdout
 
 
+@needs_micropython
+def test_every_twin_offers_the_board_apps_functions():
+    """HIL_SOCK_APP may name any twin: each imports under MicroPython and has every server the
+    suite starts (serve, file_server, udp_echo), so a run fails on its bug, not on an ImportError."""
+    twins = sorted(p.stem for p in FIRMWARE_PY.glob("hil_sock_*.py") if p.stem != "hil_sock_msg")
+    assert {"hil_sock_naive", "hil_sock_shortsend", "hil_sock_noclose", "hil_sock_udptrunc"} <= set(twins)
+    code = "".join(
+        f"import {m}\nprint({m!r}, all(hasattr({m}, f) for f in ('serve', 'file_server', 'udp_echo')))\n"
+        for m in ["hil_sock_msg", *twins]
+    )
+    lines = run_micropython(code).splitlines()
+    assert lines == [f"{m} True" for m in ["hil_sock_msg", *twins]]
