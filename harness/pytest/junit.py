@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from harness.pytest.state import CONSOLE_SECTION
-from harness.report.junit import FIRST_ERROR_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY, finalize_junit
+from harness.report.junit import (
+    BASELINE_PROPERTY,
+    FIRST_ERROR_PROPERTY,
+    QUARANTINE_PROPERTY,
+    RETRIED_PROPERTY,
+    finalize_junit,
+)
 
 
 @dataclass(eq=False)  # a plugin object: pluggy keeps plugins in sets, so it must hash by identity
@@ -50,7 +56,25 @@ class RunReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         xmlpath = getattr(session.config.option, "xmlpath", None)
         if xmlpath and not hasattr(session.config, "workerinput") and Path(xmlpath).exists():
-            finalize_junit(Path(xmlpath), self.consoles)
+            labels = _label_properties(session.config)
+            if labels:
+                finalize_junit(Path(xmlpath), self.consoles, labels)
+            else:
+                finalize_junit(Path(xmlpath), self.consoles)
+
+
+def _label_properties(config: pytest.Config) -> dict[tuple[str, str], dict[str, str]]:
+    """The baseline labels harness/pytest/history.py worked out (its plugin object, registered as
+    hil-history on the controller), under their JUnit names."""
+    from _pytest.junitxml import mangle_test_address
+
+    props = {}
+    manager = getattr(config, "pluginmanager", None)
+    recorder = manager.get_plugin("hil-history") if manager is not None else None
+    for nodeid, label in getattr(recorder, "labels", {}).items():
+        names = mangle_test_address(nodeid)
+        props[(".".join(names[:-1]), names[-1])] = {BASELINE_PROPERTY: label}
+    return props
 
 
 def pytest_configure(config: pytest.Config) -> None:

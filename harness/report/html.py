@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 
 from harness.report.junit import (
+    BASELINE_PROPERTY,
     FIRST_ERROR_PROPERTY,
     OUTCOMES,
     CaseResult,
@@ -19,6 +20,8 @@ from harness.report.junit import (
     matrix,
     read_cases,
 )
+from harness.report.trends import CSS as TRENDS_CSS
+from harness.report.trends import charts_html, load_trends, strip_html
 
 _CSS = """
 :root { --pass: #1a7f37; --fail: #cf222e; --error: #8250df; --skip: #9a6700; --line: #d0d7de; }
@@ -58,6 +61,12 @@ pre.msg { background: #fff8f8; color: #1f2328; border: 1px solid #ffcecb; }
 .muted { color: #57606a; }
 .quarantine { color: var(--fail); font-weight: 600; }
 .fallback { color: var(--skip); font-weight: 600; }
+.label { display: inline-block; border-radius: 4px; padding: 0 6px; font-size: 12px; font-weight: 700;
+         border: 1px solid; }
+.label.NEW { color: var(--fail); border-color: var(--fail); }
+.label.KNOWN { color: #57606a; border-color: #8c959f; }
+.label.FLAKY { color: var(--error); border-color: var(--error); }
+.label.FIXED { color: var(--pass); border-color: var(--pass); }
 """
 
 
@@ -135,11 +144,18 @@ def _boot_kind_cell(mine: list[CaseResult]) -> str:
     return f'<td class="boot-kind">{text}</td>'
 
 
-def _case_html(c: CaseResult) -> str:
+def _case_html(c: CaseResult, strips: dict[str, list] | None = None) -> str:
     retried = ""
     if c.retried:
         first = c.props.get(FIRST_ERROR_PROPERTY, "")
         retried = f' <span class="retried" title="{escape(first)}">retried ×{escape(c.props["hil_retried"])}</span>'
+    strip = (strips or {}).get(f"{c.classname}::{c.name}")
+    if strip:  # the test's last outcomes across recorded runs (harness/report/trends.py)
+        retried += strip_html(strip)
+    label = c.props.get(BASELINE_PROPERTY)
+    if label:  # against the run's --baseline (harness/history/baseline.py says what each means)
+        tip = escape(_LABEL_TITLES.get(label, ""))
+        retried += f' <span class="label {escape(label)}" title="{tip}">{escape(label)}</span>'
     body = []
     if c.message or c.text:
         body.append(f'<pre class="msg">{escape(c.message)}\n{escape(c.text)}</pre>')
@@ -159,7 +175,39 @@ def _case_html(c: CaseResult) -> str:
     )
 
 
-def render(cases: list[CaseResult], source: str = "", title: str = "hil report") -> str:
+_LABEL_TITLES = {
+    "NEW": "fails now, passed in the baseline: a regression",
+    "KNOWN": "failed in the baseline too",
+    "FLAKY": "history says this test both passes and fails on this board, image and test code",
+    "FIXED": "failed in the baseline, passes now",
+}
+
+
+def _labels_html(cases: list[CaseResult]) -> str:
+    """The baseline's verdicts in the summary: how many of each, NEW first."""
+    counts: dict[str, int] = {}
+    for c in cases:
+        if label := c.props.get(BASELINE_PROPERTY):
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return ""
+    parts = " ".join(f'<span class="label {k}">{counts[k]} {k}</span>' for k in _LABEL_TITLES if k in counts)
+    return f'<p id="baseline-labels">against the baseline: {parts}</p>'
+
+
+def _trends_section(trends: dict | None) -> str:
+    if not trends:
+        return ""
+    return (
+        '<section id="trends"><h2>Trends</h2><p class="muted">From the run history (the newest runs up to this one; '
+        'flaky: failures of tests that both passed and failed on the same board, image and test code).</p>'
+        f'<div class="charts">{charts_html(trends)}</div></section>'
+    )
+
+
+def render(cases: list[CaseResult], source: str = "", title: str = "hil report", trends: dict | None = None) -> str:
+    """The page; ``trends``: the run history's numbers (load_trends) for the Trends section and strips."""
+    strips = (trends or {}).get("strips") or {}
     counts = {k: sum(1 for c in cases if c.outcome == k) for k in OUTCOMES}
     errors = [c for c in cases if c.outcome == "error"]
     failures = [c for c in cases if c.outcome == "failed"]
@@ -172,26 +220,26 @@ def render(cases: list[CaseResult], source: str = "", title: str = "hil report")
     for board in sorted({c.board for c in cases}):
         mine = sorted((c for c in cases if c.board == board), key=lambda c: (c.suite, c.classname, c.name))
         by_board.append(
-            f'<h3>{escape(board)}</h3><div class="cases">{"".join(_case_html(c) for c in mine)}</div>'
+            f'<h3>{escape(board)}</h3><div class="cases">{"".join(_case_html(c, strips) for c in mine)}</div>'
         )
     none = '<p class="muted">none</p>'
     generated = time.strftime("%Y-%m-%d %H:%M:%S")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{_CSS}</style></head>
+<title>{escape(title)}</title><style>{_CSS}{TRENDS_CSS}</style></head>
 <body><header><h1>{escape(title)}</h1><p>{len(cases)} tests on {len({c.board for c in cases})} boards ·
 generated {generated}{" from " + escape(source) if source else ""}</p></header>
 <main>
 <section id="summary"><h2>Summary</h2><p class="totals">{totals}
-<span class="retried">{len(retried)} retried</span></p></section>
-<section><h2>Board × suite</h2>{_matrix_html(cases)}</section>
+<span class="retried">{len(retried)} retried</span></p>{_labels_html(cases)}</section>
+{_trends_section(trends)}<section><h2>Board × suite</h2>{_matrix_html(cases)}</section>
 <section><h2>Boards</h2>{_boards_html(cases)}</section>
 <section id="infra-errors"><h2>Infrastructure errors ({len(errors)})</h2>
 <p class="muted">The board or its plumbing broke (did not boot, died, port vanished): not a verdict on the firmware.</p>
-{"".join(_case_html(c) for c in errors) or none}</section>
+{"".join(_case_html(c, strips) for c in errors) or none}</section>
 <section id="failures"><h2>Test failures ({len(failures)})</h2>
 <p class="muted">The firmware answered wrongly.</p>
-{"".join(_case_html(c) for c in failures) or none}</section>
+{"".join(_case_html(c, strips) for c in failures) or none}</section>
 <section id="tests"><h2>All tests</h2>{"".join(by_board) or none}</section>
 </main></body></html>
 """
@@ -200,5 +248,5 @@ generated {generated}{" from " + escape(source) if source else ""}</p></header>
 def write_html(junit: Path, out: Path, title: str = "hil report") -> Path:
     cases = read_cases(junit)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(cases, source=str(junit), title=title), encoding="utf-8")
+    out.write_text(render(cases, source=str(junit), title=title, trends=load_trends(junit)), encoding="utf-8")
     return out

@@ -11,9 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from junitparser import Error, Failure, JUnitXml, Properties, Skipped, TestCase
+from junitparser import Error, Failure, JUnitXml, Properties, Property, Skipped, TestCase
 
 INFRA_PROPERTY = "hil_infrastructure_error"
+BASELINE_PROPERTY = "hil_baseline"  # NEW | KNOWN | FLAKY | FIXED against `--baseline REF` (harness/history)
 
 
 def _properties(case: TestCase) -> dict[str, str]:
@@ -21,16 +22,25 @@ def _properties(case: TestCase) -> dict[str, str]:
     return {p.name: p.value for p in props} if props is not None else {}
 
 
-def finalize_junit(path: Path, consoles: dict[tuple[str, str], str] | None = None) -> None:
-    """Turn infrastructure failures into <error> and attach console logs as <system-out>."""
+def finalize_junit(
+    path: Path,
+    consoles: dict[tuple[str, str], str] | None = None,
+    properties: dict[tuple[str, str], dict[str, str]] | None = None,
+) -> None:
+    """Turn infrastructure failures into <error>, attach console logs as <system-out> and add
+    ``properties`` (e.g. the baseline label, known only when the run ends) to their test cases."""
     xml = JUnitXml.fromfile(str(path))
     consoles = consoles or {}
+    properties = properties or {}
     changed = False
     for suite in _suites(xml):
         for case in suite:
             console = consoles.get((case.classname, case.name))
             if console:
                 case.system_out = (case.system_out or "") + console
+                changed = True
+            if extra := properties.get((case.classname, case.name)):
+                _add_properties(case, extra)
                 changed = True
             props = _properties(case)
             if INFRA_PROPERTY not in props:
@@ -49,6 +59,15 @@ def finalize_junit(path: Path, consoles: dict[tuple[str, str], str] | None = Non
         suite.update_statistics()
     if changed:
         xml.write(str(path))
+
+
+def _add_properties(case: TestCase, extra: dict[str, str]) -> None:
+    props = case.child(Properties)
+    if props is None:
+        props = Properties()
+        case._elem.insert(0, props._elem)  # <properties> comes first in a <testcase>
+    for name, value in extra.items():
+        props.add_property(Property(name, value))
 
 
 def _suites(xml):

@@ -1,0 +1,1 @@
+"""Alembic migration scripts of the history schema (run by harness/history/store.py upgrade)."""
