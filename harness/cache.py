@@ -9,12 +9,13 @@ leaves harness.images) naming the path and the fix, and leaves no partial output
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from filelock import FileLock
@@ -32,10 +33,8 @@ def _root_path() -> Path:
 
 def cache_root() -> Path:
     root = _root_path()
-    try:
+    with disk_errors(root):
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise disk_error(exc, root) from None
     return root
 
 
@@ -62,6 +61,18 @@ def disk_error(exc: OSError, where: Path | str | None = None, doing: str = "") -
         fix = "make it writable"
         fix += f", or set HIL_CACHE to a writable directory (cache: {root})" if in_cache else ", or use a writable one"
     return CacheError(f"{path}: {text}{f' while {doing}' if doing else ''}: {fix}")
+
+
+@contextlib.contextmanager
+def disk_errors(where: Path | str | None = None, doing: str = "") -> Iterator[None]:
+    """Inside the block, a disk problem (read-only, full, no permission) is a one-line CacheError
+    naming the path and the fix; other OS errors pass through (they are bugs or the build's own)."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        raise disk_error(exc, where, doing) from None
 
 
 def _iter_files(path: Path) -> Iterable[Path]:
@@ -99,29 +110,22 @@ def cached_build(
     final = base / digest
     if (final / DONE_MARKER).exists():  # a hit: nothing to write, no lock (a read-only cache works)
         return final, digest, True
-    try:
+    with disk_errors(base, f"building {kind} {digest} (not in the cache)"):
         base.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(base / f"{digest}.lock"))
         lock.acquire()
-    except OSError as exc:
-        if not is_disk_error(exc):
-            raise
-        raise disk_error(exc, base, f"building {kind} {digest} (not in the cache)") from None
     try:
         if (final / DONE_MARKER).exists():  # another process built it while we waited for the lock
             return final, digest, True
         tmp: Path | None = None
         try:
-            if final.exists():
-                shutil.rmtree(final)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=base))
-            build(tmp)
-            (tmp / DONE_MARKER).write_text(digest)
-            tmp.rename(final)
-        except OSError as exc:
-            if not is_disk_error(exc):
-                raise
-            raise disk_error(exc, tmp or base, f"building {kind} {digest}") from None
+            with disk_errors(base, f"building {kind} {digest}"):
+                if final.exists():
+                    shutil.rmtree(final)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{digest}-", dir=base))
+                build(tmp)
+                (tmp / DONE_MARKER).write_text(digest)
+                tmp.rename(final)
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)

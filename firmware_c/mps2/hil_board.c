@@ -264,6 +264,10 @@ void hil_board_init(void) {
 
     UART_CTRL |= UART_CTRL_RX_INTEN;
     NVIC_ISER0 = 1 << IRQ_UART0_RX;  // the Ethernet line is enabled by lan9118.c once configured
+    // A byte that arrived before RX_INTEN was set (the host typing while we boot) raises no
+    // interrupt, and the UART takes nothing more until it is read (QEMU holds the rest back):
+    // without this the console stays deaf for good. Run the handler once to take it.
+    NVIC_ISPR0 = 1 << IRQ_UART0_RX;
 
     read_host_facts();
     lan9118_stack_init();

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console as RichConsole
 from rich.table import Table
 
-from harness.cache import disk_error, is_disk_error
+from harness.cache import disk_errors
 from harness.config.boards import board_files, find_board, installation_problems, load_board, targets_dir
 from harness.errors import ConfigError, HarnessError
 from harness.paths import resource
@@ -107,26 +107,29 @@ def _run_code(b, code: str, timeout: float | None) -> None:
     on stderr and status 1 (as the micropython command does), never the host's."""
     from harness.io.repl import BoardException, ExecTimeout
 
-    running = b.spawn(code)
     try:
-        text = running.finish(timeout)
+        text = b.exec(code, timeout)
     except BoardException as exc:
-        sys.stdout.write(bytes(running.output).decode("utf-8", "replace").replace("\r\n", "\n"))
-        sys.stdout.flush()
+        _stdout(exc.output)
         sys.stderr.write(exc.board_traceback.replace("\r", "").strip("\n") + "\n")
         sys.stderr.flush()
         raise typer.Exit(1) from None
     except ExecTimeout as exc:
+        _stdout(exc.output)  # what it printed before it was stopped
         limit = timeout if timeout is not None else b.spec.console.exec_timeout
-        partial = str(exc).partition("output so far: ")[2]
-        partial = partial if len(partial) <= 120 else partial[:120] + "..."
+        printed = "its output so far is above" if exc.output else "it printed nothing"
         err.print(
-            f"hil: error: ExecTimeout: {b.name}: the code ran past {limit:g} s and was interrupted (output so far: "
-            f"{partial or 'none'}); give it longer with --timeout SECONDS",
+            f"hil: error: ExecTimeout: {b.name}: the code ran past {limit:g} s and was interrupted ({printed}); "
+            "give it longer with --timeout SECONDS",
             highlight=False, soft_wrap=True, markup=False,
         )  # fmt: skip
         raise typer.Exit(1) from None
     sys.stdout.write(text)
+
+
+def _stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def _interactive(b) -> None:
@@ -233,7 +236,7 @@ def _register_extensions() -> None:
     """Command groups that live in their own modules (reports, real devices)."""
     import importlib
 
-    for name in ("harness.cli.report", "harness.cli.devices"):
+    for name in ("harness.cli.report", "harness.cli.devices", "harness.cli.history", "harness.cli.record"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -248,16 +251,12 @@ _register_extensions()
 
 def main() -> None:
     try:
-        code = app(standalone_mode=False)  # typer.Exit(n) comes back as n without standalone mode
+        with disk_errors():  # a read-only or full disk outside the image cache (reports, logs, ...)
+            code = app(standalone_mode=False)  # typer.Exit(n) comes back as n without standalone mode
         if isinstance(code, int) and code:
             sys.exit(code)
     except HarnessError as exc:
         err.print(f"hil: error: {exc}", highlight=False, soft_wrap=True, markup=False)
-        sys.exit(2)
-    except OSError as exc:  # a read-only or full disk outside the image cache (reports, logs, ...)
-        if not is_disk_error(exc):
-            raise
-        err.print(f"hil: error: {disk_error(exc)}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("hil: interrupted", highlight=False)

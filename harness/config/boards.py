@@ -8,6 +8,7 @@ the file and key."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -69,6 +70,12 @@ class ProcessLaunch:
     physical: ClassVar[bool] = False
     command: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    # start the next process while the current one runs, so a soft reset does not wait for a start
+    # (off for programs that must not run twice at once: they bind a port, lock a file, ...)
+    spare: bool = False
+    # the program is this Python entry point ("module:function", the command's own): each process is
+    # forked from a server that imported it once, instead of a CPython start and import per process
+    entry: str = ""
 
     def check(self, where: str) -> None:
         if not self.command:
@@ -113,11 +120,16 @@ def load_launch(data: Any, where: str) -> LaunchSpec:
     return launch
 
 
+# MicroPython's own fatal errors: the unix port's and the bare-metal ports' nlr_jump_fail
+MICROPYTHON_CRASH = (r"FATAL: uncaught (?:NLR|exception)", r"^uncaught NLR")
+
+
 @dataclass
 class ConsoleSpec:
-    # QEMU boards: "pty" (QEMU's pty, opened with pyserial exactly like /dev/ttyACM0) or "socket"
-    # (a TCP chardev through pyserial's socket:// handler: QEMU polls a pty for a reader only once
-    # a second, so input lags up to 1 s after boot or restore; a socket is accepted at once).
+    # QEMU boards: "pty" (a pty the harness makes and hands QEMU as a serial chardev, opened with
+    # pyserial exactly like /dev/ttyACM0: no lag, unlike QEMU's own pty chardev, which notices a
+    # reader only on a 1 s timer; harness/launch/qemu/hostpty.py) or "socket" (a TCP chardev
+    # through pyserial's socket:// handler).
     chardev: Chardev = "pty"
     baudrate: int = 115200
     write_chunk: int = 0  # bytes per paced write; 0 = unpaced
@@ -126,6 +138,12 @@ class ConsoleSpec:
     exec_timeout: float = 10.0
     raw_paste: bool = True  # try raw-paste mode (flow controlled) before plain raw REPL
     reset: ResetKind = "soft"  # soft (Ctrl-D) | none: what happens between tests
+    # Crash signatures (regexes, multiline): one on the console while code runs, or in the launcher's
+    # account of a board that went away meanwhile, fails the test at once as BoardCrashed with the dump.
+    crash: list[str] = field(default_factory=lambda: list(MICROPYTHON_CRASH))
+    # For fault handlers that print nothing (QEMU boards): a regex over QEMU's `info registers`, asked
+    # whenever the console has been quiet for a moment while code runs; a match is a crash.
+    crash_cpu: str = ""
 
 
 @dataclass
@@ -152,6 +170,9 @@ class NetworkSpec:
     forward_udp: list[int] = field(default_factory=list)
     subnet: str = "192.168.77"  # tap mode: /24 inside the harness's namespace; .1 is the host side
     segment: str = ""  # tap mode: boards naming the same segment share one bridge
+    # tap mode: the board's host number on its segment (address .N, MAC + N - 10); 0: .10, .11, ...
+    # in boot order. Fixed numbers keep a board's address, and so its snapshot, across runs.
+    host: int = 0
     capture: bool = True  # per-test pcap of the board's traffic (QEMU filter-dump)
 
 
@@ -327,6 +348,16 @@ def check_board(spec: BoardSpec, where: str) -> None:
             raise ConfigError(f"{where}: key 'console.{key}' must be > 0 seconds")
     if spec.console.write_chunk < 0 or spec.console.write_gap_ms < 0:
         raise ConfigError(f"{where}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
+    for key, patterns in (("crash", spec.console.crash), ("crash_cpu", [spec.console.crash_cpu])):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    f"{where}: key 'console.{key}' has {pattern!r}, which is not a regular expression: {exc}"
+                ) from None
+    if spec.console.crash_cpu and spec.launch.kind != "qemu":
+        raise ConfigError(f"{where}: key 'console.crash_cpu' asks QEMU for registers: set it on QEMU boards only")
 
 
 def _program_problem(program: str, where: str, key: str) -> str | None:

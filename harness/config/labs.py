@@ -27,7 +27,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.config.boards import (
     BoardSpec,
@@ -43,23 +43,21 @@ from harness.config.boards import (
     targets_dir,
 )
 from harness.config.ports import parse_port
-from harness.config.schema import check_table, read_toml, unknown_key, want
+from harness.config.schema import check_table, fill, read_toml, unknown_key, want
 from harness.errors import ConfigError
 
 GENERIC = "generic"
-FLASHERS = ("fs", "esptool", "uf2", "microbit_hex", "none")
+Flasher = Literal["fs", "esptool", "uf2", "microbit_hex", "none"]
 FIRMWARE_FLASHERS = ("esptool", "uf2", "microbit_hex")
 DEFAULT_FILES = ["hil_info.py", "hil_fs.py"]
 MIN_CHUNK, MAX_CHUNK = 16, 4096
 _NAME = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 _LAB_KEYS = ("name", "description", "coordinator")
-_DEVICE_KEYS = (
-    "name", "description", "board", "match", "port", "flasher", "firmware", "files", "chunk",
-    "capabilities", "console", "can", "tags", "expect_version", "esptool", "drive",
-)  # fmt: skip
+# device keys whose TOML value is the DeviceSpec field as is (checked against its annotation)
+_PLAIN_KEYS = ("description", "board", "port", "flasher", "files", "chunk", "tags", "expect_version", "drive")
+_DEVICE_KEYS = ("name", *_PLAIN_KEYS, "match", "firmware", "capabilities", "console", "can", "esptool")
 _MATCH_KEYS = ("vid", "pid", "serial", "location")
 _CAN_KEYS = ("interface", "channel", "bitrate")
-_ESPTOOL_KEYS = ("chip", "offset", "baud", "erase")
 
 
 @dataclass
@@ -99,6 +97,16 @@ class UsbMatch:
 
 
 @dataclass
+class EsptoolOptions:
+    """A device's ``esptool = { ... }`` table (flasher "esptool")."""
+
+    chip: str = "esp32"
+    offset: int | str | None = None  # where the image goes, e.g. "0x1000" (default: esptool's for the chip)
+    baud: int = 460800
+    erase: bool = True
+
+
+@dataclass
 class DeviceSpec:
     """A lab device: what is lab-only (how it is found and flashed), plus overrides of its board
     type's spec; ``board_spec(device, port)`` is the board they make."""
@@ -109,12 +117,12 @@ class DeviceSpec:
     board: str = GENERIC
     match: UsbMatch | None = None
     port: str = ""  # explicit: /dev/..., rfc2217://HOST:PORT, labgrid://COORDINATOR/PLACE, labgrid:PLACE
-    flasher: str = "fs"
+    flasher: Flasher = "fs"
     firmware: Path | None = None  # image for esptool / uf2 / microbit_hex (resolved against the lab file)
-    files: list[str] = field(default_factory=lambda: list(DEFAULT_FILES))  # firmware_py files to copy
+    files: list[str] | None = None  # firmware_py files to copy (None: DEFAULT_FILES, none for flasher "none")
     chunk: int = 0  # bytes per raw-REPL write when copying files; 0: from the board's heap
     expect_version: str = ""  # e.g. "1.25" or "1.25.0": the board must report this version
-    esptool: dict[str, Any] = field(default_factory=dict)
+    esptool: EsptoolOptions = field(default_factory=EsptoolOptions)
     drive: str = ""  # mount point of the UF2 / MICROBIT drive (default: look for it in /proc/mounts)
     # overrides of the board type's spec (checked keys of its tables), applied by board_spec()
     tags: list[str] = field(default_factory=list)  # added to the board type's tags
@@ -157,6 +165,16 @@ def _usb_id(value: Any, where: str, key: str) -> int:
     if not 0 <= number <= 0xFFFF:
         raise ConfigError(f"{where}: key '{key}' is {value!r}; a USB id is 0000..ffff")
     return number
+
+
+def _usb_match(raw: Any, where: str) -> UsbMatch:
+    m = want(raw, dict, where, "match", "a table like { vid = \"2e8a\", pid = \"0005\" }")
+    _check_keys(m, _MATCH_KEYS, where, "match.")
+    if not m:
+        raise ConfigError(f"{where}: key 'match' is empty; give vid/pid and serial or location")
+    text = check_table(UsbMatch, {k: v for k, v in m.items() if k in ("serial", "location")}, where, "match.")
+    return UsbMatch(vid=_usb_id(m["vid"], where, "match.vid") if "vid" in m else None,
+                    pid=_usb_id(m["pid"], where, "match.pid") if "pid" in m else None, **text)  # fmt: skip
 
 
 def _check_port(port: str, where: str) -> None:
@@ -206,26 +224,14 @@ def _device(raw: Any, index: int, lab_path: Path) -> DeviceSpec:
         raise ConfigError(f"{where}: key 'name' is {name!r}; names starting with 'lab' are lab files, pick another")
     where = f"{lab_path}: device '{name}'"
     _check_keys(raw, _DEVICE_KEYS, where)
-    dev = DeviceSpec(name=name, lab_path=lab_path)
-    dev.description = want(raw.get("description", ""), str, where, "description", "a string")
-    dev.board = want(raw.get("board", GENERIC), str, where, "board", "a target name or \"generic\"")
+    plain = check_table(DeviceSpec, {k: v for k, v in raw.items() if k in _PLAIN_KEYS}, where, keys=_PLAIN_KEYS)
+    dev = DeviceSpec(name=name, lab_path=lab_path, **plain)
 
     if "match" in raw and "port" in raw:
         raise ConfigError(f"{where}: has both 'match' and 'port'; use match for USB devices, port for remote ones")
     if "match" in raw:
-        m = want(raw["match"], dict, where, "match", "a table like { vid = \"2e8a\", pid = \"0005\" }")
-        _check_keys(m, _MATCH_KEYS, where, "match.")
-        if not m:
-            raise ConfigError(f"{where}: key 'match' is empty; give vid/pid and serial or location")
-        dev.match = UsbMatch(
-            vid=_usb_id(m["vid"], where, "match.vid") if "vid" in m else None,
-            pid=_usb_id(m["pid"], where, "match.pid") if "pid" in m else None,
-            serial=want(m["serial"], str, where, "match.serial", "a string") if "serial" in m else None,
-            location=want(m["location"], str, where, "match.location", "a string like \"1-1.4\"")
-            if "location" in m else None,
-        )  # fmt: skip
+        dev.match = _usb_match(raw["match"], where)
     elif "port" in raw:
-        dev.port = want(raw["port"], str, where, "port", "a string")
         _check_port(dev.port, where)
     else:
         raise ConfigError(
@@ -233,40 +239,30 @@ def _device(raw: Any, index: int, lab_path: Path) -> DeviceSpec:
             f"or 'port' (rfc2217://HOST:PORT, labgrid://COORDINATOR/PLACE, /dev/...)"
         )
 
-    dev.flasher = want(raw.get("flasher", "fs"), str, where, "flasher", "a string")
-    if dev.flasher not in FLASHERS:
-        raise ConfigError(f"{where}: key 'flasher' is {dev.flasher!r}; use one of {', '.join(FLASHERS)}")
     if "firmware" in raw:
         dev.firmware = (lab_path.parent / want(raw["firmware"], str, where, "firmware", "a file path")).resolve()
     if dev.flasher in FIRMWARE_FLASHERS and dev.firmware is None:
         raise ConfigError(f"{where}: flasher '{dev.flasher}' needs key 'firmware' (the image file to write)")
-    files = raw.get("files", [] if dev.flasher == "none" else list(DEFAULT_FILES))
-    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+    if dev.files is None:
+        dev.files = [] if dev.flasher == "none" else list(DEFAULT_FILES)
+    if not all(dev.files):
         raise ConfigError(f"{where}: key 'files' must be a list of firmware_py file names")
-    dev.files = files
-    if dev.flasher == "fs" and not files:
+    if dev.flasher == "fs" and not dev.files:
         raise ConfigError(f"{where}: flasher 'fs' copies 'files', but the list is empty; add files or use \"none\"")
-    dev.chunk = want(raw.get("chunk", 0), int, where, "chunk", "an integer (bytes)")
     if dev.chunk and not MIN_CHUNK <= dev.chunk <= MAX_CHUNK:
         raise ConfigError(f"{where}: key 'chunk' is {dev.chunk}; use {MIN_CHUNK}..{MAX_CHUNK} bytes (or 0: auto)")
+    if not all(_NAME.match(t) for t in dev.tags):
+        raise ConfigError(f"{where}: key 'tags' must be a list of names, e.g. [\"esp32\", \"wifi\"] (got {dev.tags!r})")
     dev.capabilities = check_table(Capabilities, raw.get("capabilities", {}), where, "capabilities.")
     dev.console = check_table(ConsoleSpec, raw.get("console", {}), where, "console.")
-    tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) and _NAME.match(t) for t in tags):
-        raise ConfigError(f"{where}: key 'tags' must be a list of names, e.g. [\"esp32\", \"wifi\"] (got {tags!r})")
-    dev.tags = tags
-    dev.expect_version = want(raw.get("expect_version", ""), str, where, "expect_version", "a string like \"1.25\"")
-    dev.drive = want(raw.get("drive", ""), str, where, "drive", "a mount point path")
     if "can" in raw:
         want(raw["can"], dict, where, "can", "a table like { interface = \"socketcan\", channel = \"can0\" }")
         dev.can = check_table(CanSpec, raw["can"], where, "can.", keys=_CAN_KEYS)
         dev.capabilities.setdefault("can", True)
     if "esptool" in raw:
-        e = want(raw["esptool"], dict, where, "esptool", "a table like { chip = \"esp32\" }")
-        _check_keys(e, _ESPTOOL_KEYS, where, "esptool.")
-        dev.esptool = dict(e)
         if dev.flasher != "esptool":
             raise ConfigError(f"{where}: key 'esptool' is only used with flasher = \"esptool\"; remove it")
+        dev.esptool = fill(EsptoolOptions, raw["esptool"], where, "esptool.")
     dev.base = _board(dev.board, lab_path, where)
     check_board(board_spec(dev, dev.port or "/dev/null"), where)  # the overrides, with the board type
     return dev
@@ -279,16 +275,8 @@ def load_lab(path: Path) -> Lab:
     for key in raw:
         if key not in ("lab", "device"):
             raise ConfigError(f"{path}: unknown table [{key}] (known: [lab], [[device]])")
-    table = raw.get("lab", {})
-    where = str(path)
-    want(table, dict, where, "lab", "a table")
-    _check_keys(table, _LAB_KEYS, where, "lab.")
-    lab = Lab(
-        name=want(table.get("name", path.stem), str, where, "lab.name", "a string"),
-        path=path,
-        description=want(table.get("description", ""), str, where, "lab.description", "a string"),
-        coordinator=want(table.get("coordinator", ""), str, where, "lab.coordinator", "HOST:PORT"),
-    )
+    table = check_table(Lab, raw.get("lab", {}), str(path), "lab.", keys=_LAB_KEYS)
+    lab = Lab(**({"name": path.stem} | table), path=path)
     devices = raw.get("device", [])
     if not isinstance(devices, list):
         raise ConfigError(f"{path}: 'device' must be an array of tables: write [[device]], not [device]")

@@ -6,6 +6,8 @@
     lab:NAME  or  lab:LAB/NAME      a device of a lab file, found by its USB attributes ("lab")
     labgrid:PLACE                   a labgrid place on the lab's (or $LG_COORDINATOR's) coordinator
     labgrid://[HOST[:PORT]]/PLACE   a labgrid place on a named coordinator ("labgrid")
+    replay:FILE                     a recorded console session played back as the board ("replay",
+                                    harness/io/recording.py)
 
 Everything else asks the parsed PortRef; nobody else looks at the string's prefix."""
 
@@ -19,10 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from harness.errors import ConfigError
 
-Scheme = Literal["device", "rfc2217", "socket", "lab", "labgrid"]
+Scheme = Literal["device", "rfc2217", "socket", "lab", "labgrid", "replay"]
 LOOPBACK = "127.0.0.1"
 LABGRID_DEFAULT_PORT = 20408
-FORMS = "a device path (/dev/ttyACM0), rfc2217://HOST:PORT, socket://HOST:PORT, lab:NAME, labgrid:PLACE or labgrid://HOST:PORT/PLACE"
+FORMS = ("a device path (/dev/ttyACM0), rfc2217://HOST:PORT, socket://HOST:PORT, lab:NAME, labgrid:PLACE, "
+         "labgrid://HOST:PORT/PLACE or replay:FILE")
 
 _LAB = re.compile(r"^lab:(?:(?P<lab>[\w.-]+)/)?(?P<name>[\w.-]+)$")
 _LABGRID_URL = re.compile(r"^labgrid://(?:(?P<host>[^/:]+)(?::(?P<port>\d+))?)?/(?P<place>[\w.-]+)$")
@@ -54,7 +57,7 @@ class PortRef:
         $LG_COORDINATOR, then labgrid's own default on loopback."""
         if self.scheme != "labgrid" or self.coordinator:
             return self
-        coordinator = default or os.environ.get("LG_COORDINATOR") or f"{LOOPBACK}:{LABGRID_DEFAULT_PORT}"
+        coordinator = labgrid_coordinator(default)
         return PortRef(f"labgrid://{coordinator}/{self.name}", "labgrid", name=self.name, coordinator=coordinator)
 
     def rfc2217_url(self) -> str:
@@ -64,6 +67,12 @@ class PortRef:
         if "ign_set_control" in parse_qs(query, keep_blank_values=True):
             return self.text
         return self.text + ("&" if query else "?") + "ign_set_control"
+
+
+def labgrid_coordinator(default: str | None = None) -> str:
+    """The coordinator a place without one is on: ``default`` (the lab's), then $LG_COORDINATOR,
+    then labgrid's own default on loopback."""
+    return default or os.environ.get("LG_COORDINATOR") or f"{LOOPBACK}:{LABGRID_DEFAULT_PORT}"
 
 
 def parse_port(text: str) -> PortRef:
@@ -82,6 +91,10 @@ def parse_port(text: str) -> PortRef:
             kind = "an RFC 2217" if parts.scheme == "rfc2217" else "a socket"
             raise ConfigError(f"{text!r} is not {kind} URL; write it as {parts.scheme}://HOST:PORT")
         return PortRef(text, parts.scheme, host=parts.hostname, port=port)  # type: ignore[arg-type]
+    if text.startswith("replay:"):
+        if len(text) > len("replay:"):
+            return PortRef(text, "replay", name=text[len("replay:"):])
+        raise ConfigError(f"{text!r} names no recording; write replay:FILE")
     if text.startswith("lab:"):
         if m := _LAB.match(text):
             return PortRef(text, "lab", name=m.group("name"), lab=m.group("lab") or "")

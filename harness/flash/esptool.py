@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import procs
-from harness.flash import FlashError, FlashReport, VerifyError, one_line
+from harness.errors import one_line
+from harness.flash import FlashError, FlashReport, VerifyError
 
 # Where MicroPython's ESP32-family firmware .bin (bootloader + partition table + app) goes.
 DEFAULT_OFFSETS = {

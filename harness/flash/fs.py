@@ -15,8 +15,8 @@ import time
 import zlib
 from pathlib import Path
 
-from harness.errors import ConsoleTimeout, HarnessError
-from harness.flash import FileResult, FlashError, FlashReport, Progress, VerifyError, one_line
+from harness.errors import ConsoleTimeout, HarnessError, one_line
+from harness.flash import FileResult, FlashError, FlashReport, Progress, VerifyError
 from harness.io.repl import BoardException, ExecTimeout
 
 MIN_CHUNK, MAX_CHUNK = 16, 4096

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.flash import FlashError, FlashReport, one_line
+from harness.errors import one_line
+from harness.flash import FlashError, FlashReport
 from harness.flash.uf2 import find_drives
 
 DETAILS_FILE = "DETAILS.TXT"  # on every DAPLink drive

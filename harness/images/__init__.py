@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.cache import disk_error, is_disk_error
-from harness.errors import BuildError, ConfigError
+from harness.cache import disk_errors
+from harness.errors import ConfigError
 
 # builder name -> module under harness.images
 BUILDERS: dict[str, str] = {
@@ -48,9 +48,5 @@ def build_image(builder: str, ctx: BuildContext, options: dict) -> Image:
     if builder not in BUILDERS:
         raise ConfigError(f"unknown image builder {builder!r}; known: {', '.join(sorted(BUILDERS))}")
     module = importlib.import_module(BUILDERS[builder])
-    try:
+    with disk_errors(doing=f"building the {builder} image"):  # a full /tmp, ...: one line too
         return module.build(ctx, options)
-    except OSError as exc:  # a disk problem outside the cache (a full /tmp, ...): one line too
-        if not is_disk_error(exc):
-            raise
-        raise BuildError(str(disk_error(exc, doing=f"building the {builder} image"))) from None

@@ -36,7 +36,7 @@ EXTRACT_TIMEOUT = 120
 # subprocesses
 
 
-def _run(
+def run_step(
     cmd: Sequence[str],
     *,
     what: str,
@@ -103,7 +103,7 @@ def require_tools(tools: Mapping[str, str]) -> None:
             raise BuildError(f"'{tool}' not found: install the Debian package {package}")
 
 
-def _elapsed(start: float) -> str:
+def elapsed(start: float) -> str:
     return f"{time.monotonic() - start:.1f} s"
 
 
@@ -250,21 +250,21 @@ def _fetch_source(package: str, version: str, options: dict, out: Path, log_file
         mirror = _mirror(options)
         apt = IsolatedApt(Path(tmp), mirror)
         apt.setup()
-        try:
-            update = _run(
-                apt.command("update"),
-                what=f"apt-get update for {SUITE}",
-                timeout=APT_TIMEOUT,
-                log_file=log_file,
-                env=env,
-            )
-        except BuildError as e:
-            problem = _mirror_problem(log_file.read_text(errors="replace"))
-            if "timed out" in str(e) or (problem and problem[0]):
-                reason = problem[1] if problem else f"no answer within {APT_TIMEOUT} s"
-                raise _unreachable_error(mirror, package, version, reason, log_file) from None
-            raise BuildError(f"could not download Debian source {package}={version} from {SUITE}: {e}") from None
-        problem = _mirror_problem(update)
+
+        def step(*args: str, what: str, cwd: Path | None = None) -> str:
+            """One apt-get step; a mirror it cannot reach (or no answer) is said as such, with the fix."""
+            try:
+                return run_step(apt.command(*args), what=what, timeout=APT_TIMEOUT, log_file=log_file, env=env,
+                                cwd=cwd)  # fmt: skip
+            except BuildError as e:
+                problem = _mirror_problem(log_file.read_text(errors="replace"))
+                if "timed out" in str(e) or (problem and problem[0]):
+                    reason = problem[1] if problem and problem[0] else f"no answer within {APT_TIMEOUT} s"
+                    raise _unreachable_error(mirror, package, version, reason, log_file) from None
+                raise BuildError(f"could not download Debian source {package}={version} from {SUITE}: {e}") from None
+
+        # apt-get update only warns about a mirror it could not use, and exits 0
+        problem = _mirror_problem(step("update", what=f"apt-get update for {SUITE}"))
         if problem and problem[0]:
             raise _unreachable_error(mirror, package, version, problem[1], log_file)
         if problem:
@@ -272,27 +272,13 @@ def _fetch_source(package: str, version: str, options: dict, out: Path, log_file
                 f"the Debian mirror {mirror} did not serve the {SUITE} source index ({problem[1]}): set image "
                 f"option 'mirror' to a Debian mirror that carries {SUITE} (log: {log_file})"
             )
-        try:
-            _run(
-                apt.command("source", "--download-only", f"{package}={version}"),
-                what="apt-get source",
-                timeout=APT_TIMEOUT,
-                log_file=log_file,
-                env=env,
-                cwd=apt.root / "download",
-            )
-        except BuildError as e:
-            problem = _mirror_problem(log_file.read_text(errors="replace"))
-            if "timed out" in str(e) or (problem and problem[0]):
-                reason = problem[1] if problem and problem[0] else f"no answer within {APT_TIMEOUT} s"
-                raise _unreachable_error(mirror, package, version, reason, log_file) from None
-            raise BuildError(f"could not download Debian source {package}={version} from {SUITE}: {e}") from None
+        step("source", "--download-only", f"{package}={version}", what="apt-get source", cwd=apt.root / "download")
         dscs = list((apt.root / "download").glob("*.dsc"))
         if len(dscs) != 1:
             raise BuildError(f"apt-get source {package}={version} gave no .dsc (log: {log_file})")
         # dpkg-source checks the files against the .dsc's checksums, which apt checked against the
         # signed index; without debian-keyring it only warns that it cannot check the .dsc signature
-        _run(
+        run_step(
             ["dpkg-source", "-x", str(dscs[0]), str(out / package)],
             what="dpkg-source -x",
             timeout=EXTRACT_TIMEOUT,
@@ -321,7 +307,7 @@ def source_tree(package: str, version: str, options: dict, log: Callable[[str], 
         log(f"fetching Debian source {package}={version} ...")
         with step_log(f"src-{package}", out) as log_file:
             _fetch_source(package, version, options, out, log_file)
-        log(f"fetched and extracted {package}={version} in {_elapsed(start)}")
+        log(f"fetched and extracted {package}={version} in {elapsed(start)}")
 
     path, _, _ = cached_build(f"src-{package}", {"version": version}, build)
     return path / package

@@ -29,7 +29,7 @@ from pathlib import Path
 from harness.cache import cached_build
 from harness.errors import BuildError, ConfigError, HarnessError
 from harness.images import BuildContext, Image, debian_source
-from harness.images.debian_source import EXTRACT_TIMEOUT, _elapsed, _run, step_log
+from harness.images.debian_source import EXTRACT_TIMEOUT, elapsed, run_step, step_log
 from harness.images.debian_source import require_tools as _require_tools
 from harness.paths import resource
 
@@ -94,7 +94,7 @@ def net_source_tree(ctx: BuildContext, versions: dict[str, str], options: dict) 
             _apply_patch(tree, firmware_c / "qemu-port.patch", log_file)
             shutil.copytree(firmware_c, tree / "ports" / "qemu" / "boards" / NET_BOARD,
                             ignore=shutil.ignore_patterns("*.patch", "README.md"))
-        ctx.log(f"mps2: assembled the network source tree in {_elapsed(start)}")
+        ctx.log(f"mps2: assembled the network source tree in {elapsed(start)}")
 
     path, _, _ = cached_build("src-mps2-net", inputs, build)
     return path / "micropython"
@@ -105,7 +105,7 @@ def _apply_patch(tree: Path, patch: Path, log_file: Path, reverse: bool = False)
         raise BuildError(f"patch {patch} is missing (is the source version the one pinned in the target file?)")
     cmd = ["patch", "-p1", "--batch", "--forward" if not reverse else "-R", "-i", str(patch)]
     try:
-        _run(cmd, what=f"applying {patch.name}", timeout=EXTRACT_TIMEOUT, log_file=log_file, cwd=tree)
+        run_step(cmd, what=f"applying {patch.name}", timeout=EXTRACT_TIMEOUT, log_file=log_file, cwd=tree)
     except BuildError as e:
         raise BuildError(
             f"{patch.name} does not apply to this MicroPython source ({e}); the patch is written for "
@@ -130,7 +130,7 @@ def mpy_cross(ctx: BuildContext, src: Path, version: str) -> Path:
         start = time.monotonic()
         ctx.log("mps2: building mpy-cross ...")
         with step_log("mpy-cross", out) as log_file, tempfile.TemporaryDirectory(prefix="hil-mpy-") as bdir:
-            _run(
+            run_step(
                 ["make", "-C", str(src / "mpy-cross"), "-j2", f"BUILD={bdir}", f"PYTHON={sys.executable}"],
                 what="building mpy-cross",
                 timeout=MAKE_TIMEOUT,
@@ -138,7 +138,7 @@ def mpy_cross(ctx: BuildContext, src: Path, version: str) -> Path:
                 env=_make_env(),
             )
             shutil.copy2(Path(bdir) / "mpy-cross", out / "mpy-cross")
-        ctx.log(f"mps2: built mpy-cross in {_elapsed(start)}")
+        ctx.log(f"mps2: built mpy-cross in {elapsed(start)}")
 
     path, _, _ = cached_build("mpy-cross", {"version": version, "builder": BUILDER_VERSION}, build)
     return path / "mpy-cross"
@@ -212,7 +212,7 @@ def _build_firmware(
         if manifest:
             (work / "manifest.py").write_text(manifest)
             manifest_arg = str(work / "manifest.py")
-        _run(
+        run_step(
             [
                 "make",
                 "-C",
@@ -232,7 +232,7 @@ def _build_firmware(
         for name in ("firmware.elf", "firmware.map"):
             shutil.copy2(work / "build" / name, out / name)
     (out / "manifest.py").write_text(manifest)
-    ctx.log(f"mps2: built firmware in {_elapsed(start)}")
+    ctx.log(f"mps2: built firmware in {elapsed(start)}")
 
 
 def _net_versions(version: str, options: dict) -> dict[str, str] | None:

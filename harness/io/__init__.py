@@ -6,7 +6,7 @@ parses the references); a new transport is one module here."""
 
 from __future__ import annotations
 
-from harness.io import rfc2217, transport  # noqa: F401 - the transports this harness ships register themselves
+from harness.io import recording, rfc2217, transport  # noqa: F401 - the transports this harness ships register themselves
 from harness.io.opener import TRANSPORTS, open_port, register
 
 __all__ = ["TRANSPORTS", "open_port", "register"]

@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
-from harness.errors import ConfigError, ConsoleTimeout
+from harness.errors import BoardCrashed, BoardDied, ConfigError, ConsoleTimeout
 from harness.io.transport import Transport
 
 TAIL_BYTES = 2048
@@ -29,6 +30,20 @@ BEFORE_KEEP = 1024 * 1024  # ``before`` keeps this much of its head and (at leas
 LOG_MIB_ENV = "HIL_CONSOLE_LOG_MIB"
 DEFAULT_LOG_MIB = 20
 _MIN_LOG_CAP = 64 * 1024
+
+
+CRASH_LOOKBACK = 256  # bytes before each read that a crash signature may start in
+CRASH_DUMP_QUIET = 0.1  # after a signature: the dump has ended once the line is quiet this long
+CRASH_DUMP_LIMIT = 0.5  # ... or after this many seconds (a crash that keeps printing)
+CRASH_DUMP_BYTES = 8192
+QUIET_PROBE = 0.3  # seconds of console silence, while code runs, between on_quiet probes
+
+
+def crash_pattern(patterns: list[str] | tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """One regex for a board's crash signatures ([console] crash in its target file), or None."""
+    if not patterns:
+        return None
+    return re.compile(b"|".join(b"(?:" + p.encode() + b")" for p in patterns), re.MULTILINE)
 
 
 def dropped_marker(count: int) -> bytes:
@@ -142,8 +157,9 @@ class CappedLog:
 
 class Console(SpawnBase):
     def __init__(
-        self, transport: Transport, log_path: Path | None = None, timeout: float = 10.0, log_cap: int | None = None
-    ) -> None:
+        self, transport: Transport, log_path: Path | None = None, timeout: float = 10.0, log_cap: int | None = None,
+        crash: list[str] | tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         super().__init__(timeout=timeout, maxread=4096, searchwindowsize=None)
         self.delayafterread = None  # pexpect's default sleep per read costs latency for nothing
         self.transport = transport
@@ -155,12 +171,19 @@ class Console(SpawnBase):
         self.before_dropped = 0  # bytes cut out of ``before`` since the last match (0: none)
         self._before_trimmed: BytesIO | None = None  # the _before we last trimmed, and its head's end
         self._before_head_end = 0
+        self._crash = crash_pattern(crash)
+        self.crash_watch = False  # on while code runs (RawRepl turns it on): a signature is a crash
+        self.crashed: BoardCrashed | None = None  # the crash seen, if any (the board is no use after it)
+        self.output_from = 0  # ``received`` when the running code's output began (RawRepl sets it)
+        # asked while code runs and the console has been quiet for QUIET_PROBE seconds: raises
+        # BoardCrashed if the board has crashed without a word (e.g. QEMU's CPU in a fault handler)
+        self.on_quiet: Callable[[], None] | None = None
 
     # pexpect's SpawnBase contract: read_nonblocking + send
     def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> bytes:
         if timeout == -1:
             timeout = self.timeout
-        data = self.transport.read(size, timeout)
+        data = self._read(size, timeout)
         if not data:
             raise pexpect.TIMEOUT(f"no output from {self.transport.name} in {timeout} s")
         self._record(data)
@@ -209,6 +232,78 @@ class Console(SpawnBase):
             self._log.write(data)
         self._tail += data
         del self._tail[:-TAIL_BYTES]
+        if self.crash_watch and self._crash:
+            # the new bytes and a little before them (a signature may straddle two reads), but
+            # nothing from before the code started (a late banner, the previous exec's output)
+            window = min(len(data) + CRASH_LOOKBACK, self.received - self.output_from, len(self._tail))
+            found = self._crash.search(bytes(self._tail[-window:])) if window > 0 else None
+            if found:
+                self._crashed(found.group(0))
+
+    def _read(self, size: int, timeout: float | None) -> bytes:
+        """The transport's read; while code runs on a board with an on_quiet probe, the wait is cut
+        into QUIET_PROBE slices with the probe asked between them."""
+        probe = self.on_quiet if self.crash_watch else None
+        if probe is None or (timeout is not None and timeout <= QUIET_PROBE):
+            return self.transport.read(size, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = QUIET_PROBE if deadline is None else deadline - time.monotonic()
+            data = self.transport.read(size, max(0.0, min(left, QUIET_PROBE)))
+            if data or left <= QUIET_PROBE:
+                return data
+            try:
+                probe()
+            except BoardCrashed as exc:
+                self.crash_watch, self.crashed = False, exc
+                exc.output = self.code_output()
+                raise
+
+    def code_output(self) -> str:
+        """What the running code has printed so far (as far as the tail reaches back)."""
+        printed = min(self.received - self.output_from, len(self._tail))
+        output = bytes(self._tail[len(self._tail) - printed :]) if printed > 0 else b""
+        return output.decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def watch_crashes(self) -> None:
+        """Code has started running: from here on a crash signature is a crash (one already
+        buffered with the start of its output too), and the code's output starts here."""
+        pending = self.buffer
+        self.output_from = self.received - len(pending)
+        self.crash_watch = True
+        found = self._crash.search(pending) if self._crash and pending else None
+        if found:
+            self._crashed(found.group(0))
+
+    def crash_in(self, text: str) -> str | None:
+        """The crash signature in ``text`` (a launcher's account of a board that went away), if any."""
+        found = self._crash.search(text.encode("utf-8", "replace")) if self._crash else None
+        return found.group(0).decode("utf-8", "replace").strip() if found else None
+
+    def _crashed(self, signature: bytes) -> None:
+        """A crash signature went by: take the rest of the dump (until the line goes quiet) and
+        raise BoardCrashed with it. The board will not answer again: no timeout is waited out."""
+        self.crash_watch = False
+        start = self._tail.rfind(signature)
+        start = self._tail.rfind(b"\n", 0, max(start, 0)) + 1  # from the start of its line
+        dump = bytearray(self._tail[start:])
+        printed = self.received - len(self._tail) + start - self.output_from  # by the code, before the dump
+        output = bytes(self._tail[max(0, start - printed) : start]) if printed > 0 else b""
+        deadline = time.monotonic() + CRASH_DUMP_LIMIT
+        while len(dump) < CRASH_DUMP_BYTES and (left := deadline - time.monotonic()) > 0:
+            try:
+                chunk = self.transport.read(4096, min(CRASH_DUMP_QUIET, left))
+            except BoardDied:  # the machine ended itself after printing: the dump is complete
+                break
+            if not chunk:
+                break
+            self._record(chunk)
+            dump += chunk
+        text = bytes(dump[:CRASH_DUMP_BYTES]).decode("utf-8", "replace").replace("\r", "").strip("\n")
+        self._consumed()
+        self.crashed = BoardCrashed(signature.decode("utf-8", "replace").strip(), text)
+        self.crashed.output = output.decode("utf-8", "replace").replace("\r\n", "\n")
+        raise self.crashed
 
     def note(self, text: str) -> None:
         """Write a harness marker line into the log (not into the tail)."""
@@ -224,10 +319,45 @@ class Console(SpawnBase):
         text = bytes(self._tail[-limit:]).decode("utf-8", "replace")
         return text.replace("\r", "")
 
+    def read_until(self, marker: bytes, timeout: float) -> bytes:
+        """Wait for an exact marker and return what came before it: pexpect's expect_exact for one
+        marker, without its per-call machinery (the exec hot path calls this three times per round
+        trip). Each byte is searched once (plus the marker's length back); ``before`` is bounded
+        as in expect; pexpect.TIMEOUT leaves everything unconsumed for the next expect."""
+        back = len(marker) - 1
+        kept = HeadTail(BEFORE_KEEP)
+        pending = self._before.getvalue()  # unconsumed since the last match (a suffix of which is _buffer)
+        deadline = time.monotonic() + timeout
+        while True:
+            found = pending.find(marker)
+            if found >= 0:
+                kept.add(pending[:found])
+                rest = pending[found + len(marker) :]
+                self._buffer, self._before = self.buffer_type(), self.buffer_type()
+                self._buffer.write(rest)
+                self._before.write(rest)
+                self.before, self.after, self.match, self.match_index = kept.value(), marker, marker, 0
+                self.before_dropped = kept.dropped
+                return self.before
+            cut = max(0, len(pending) - back)
+            kept.add(pending[:cut])
+            pending = pending[cut:]
+            left = deadline - time.monotonic()
+            data = self._read(self.maxread, left) if left > 0 else b""
+            if not data:
+                unconsumed = kept.value() + pending
+                self._consumed()
+                self._before.write(unconsumed)
+                self._buffer.write(unconsumed[-SEARCH_WINDOW:])
+                self.before = unconsumed
+                raise pexpect.TIMEOUT(f"no {marker!r} from {self.transport.name} in {timeout} s")
+            self._record(data)
+            pending += data
+
     def expect_bytes(self, marker: bytes, timeout: float, what: str) -> bytes:
         """Wait for an exact marker; return what came before it. Fails fast with the console tail."""
         try:
-            self.expect_exact(marker, timeout=timeout)
+            self.read_until(marker, timeout)
         except pexpect.TIMEOUT:
             raise ConsoleTimeout(
                 f"{self.transport.name}: no {what} within {timeout:g} s; console tail: {self.tail(200)!r}"

@@ -9,7 +9,7 @@ import os
 import subprocess
 
 from harness import procs
-from harness.config.ports import PortRef, parse_port
+from harness.config.ports import PortRef, labgrid_coordinator, parse_port
 from harness.errors import InfrastructureError
 
 
@@ -48,11 +48,14 @@ _held: set[LabgridPlace] = set()  # places acquired by this process and not yet 
 
 
 def _release_held() -> None:
-    """On SIGTERM/SIGHUP (a CI job cancelled): give the places back (see procs.at_signal)."""
+    """At interpreter exit (a holder that forgot, an uncaught exception) and on SIGTERM/SIGHUP (a
+    CI job cancelled, see procs.at_signal): give the places back."""
     for place in list(_held):
-        place._release_quietly()
+        with contextlib.suppress(Exception):
+            place.release()
 
 
+atexit.register(_release_held)
 procs.at_signal(_release_held)
 
 
@@ -64,7 +67,7 @@ class LabgridPlace:
 
     def __init__(self, place: str, coordinator: str | None = None, timeout: float = 30.0) -> None:
         self.place = place
-        self.coordinator = coordinator or PortRef("", "labgrid", name=place).with_coordinator(None).coordinator
+        self.coordinator = labgrid_coordinator(coordinator)
         self.timeout = timeout
         self.acquired = False  # by us (a place we already held is used but not released)
         self.url = ""
@@ -82,7 +85,6 @@ class LabgridPlace:
             self._client("acquire")
             self.acquired = True
             _held.add(self)
-            atexit.register(self._release_quietly)
         except InfrastructureError as exc:
             if "already acquired place" not in str(exc) or "on " in str(exc).split("already acquired place", 1)[1]:
                 raise InfrastructureError(f"labgrid place {self.place!r}: {_after_colon(exc)}") from None
@@ -113,12 +115,7 @@ class LabgridPlace:
             return
         self.acquired = False
         _held.discard(self)
-        atexit.unregister(self._release_quietly)
         self._client("release")
-
-    def _release_quietly(self) -> None:
-        with contextlib.suppress(Exception):
-            self.release()
 
     def __enter__(self) -> LabgridPlace:
         self.acquire()

@@ -12,6 +12,7 @@ import ast
 import builtins
 import re
 import struct
+from typing import NoReturn
 
 import pexpect
 
@@ -50,12 +51,23 @@ class BoardException(Exception):
 
 
 class ExecTimeout(Exception):
-    """Code on the board ran past its timeout and was interrupted (a test failure, not infrastructure)."""
+    """Code on the board ran past its timeout and was interrupted (a test failure, not infrastructure).
+    ``output``: what the code printed before it was stopped, like BoardException.output."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class Unresponsive(ConsoleTimeout):
     """Code ran past its timeout and Ctrl-C did not bring the prompt back (some ports only poll the
     UART for input when idle, so running code cannot be interrupted)."""
+
+    output: str = ""  # what the code printed before it stopped answering
+
+
+def _text(output: bytes) -> str:
+    return output.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 class RunningCode:
@@ -83,6 +95,7 @@ class RunningCode:
         if index == 1:  # the code ended (the \x04 closing stdout) without printing the marker
             err = console.expect_bytes(b"\x04", 5.0, "end of error output")
             console.expect_bytes(b">", 5.0, "raw REPL prompt")
+            console.crash_watch = False
             self.done = True
             if err:
                 raise parse_board_exception(err.decode("utf-8", "replace"))
@@ -143,6 +156,7 @@ class RawRepl:
     ) -> None:  # fmt: skip
         self.console = console
         self.use_raw_paste: bool | None = None if raw_paste else False  # None: not probed yet
+        self.paste_window = 0  # the board's raw-paste window, once probed
         self.exec_timeout = exec_timeout
         self.interrupt_wait = interrupt_wait  # past a timeout: how long Ctrl-C may take to stop the code
         self.in_raw = False
@@ -152,6 +166,7 @@ class RawRepl:
         self.console.send(b"\r\x03\x03")
 
     def enter_raw(self, timeout: float = 5.0) -> None:
+        self.console.crash_watch = False
         self.interrupt()
         self.console.flush_input()
         self.console.send(b"\r\x01")
@@ -167,6 +182,7 @@ class RawRepl:
         restarts) at the friendly prompt, from where we re-enter raw mode."""
         if not self.in_raw:
             self.enter_raw()
+        self.console.crash_watch = False  # the unix port's reset is a new process: its banner is no crash
         self.console.send(b"\x04")
         try:
             index = self.console.expect_exact([RAW_PROMPT, FRIENDLY_PROMPT], timeout=timeout)
@@ -182,26 +198,32 @@ class RawRepl:
 
     # --- running code -------------------------------------------------------------------------
     def send_code(self, code: str | bytes) -> None:
-        """Start code running on the board (its output follows on the console)."""
+        """Start code running on the board (its output follows on the console). From here until
+        the code ends, a crash signature on the console raises BoardCrashed."""
         if isinstance(code, str):
             code = code.encode()
         if not self.in_raw:
             self.enter_raw()
-        if self.use_raw_paste is not False and self._try_raw_paste(code):
-            return
-        self.console.send(code + b"\x04")
-        self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
+        # Code that fits the board's raw-paste window goes as plain raw mode: a board takes a window
+        # unpaced either way, and plain mode saves the paste request's round trip (a third of a
+        # short exec). Longer code, and the first exec (it learns the window), use raw paste.
+        fits = self.use_raw_paste and len(code) < self.paste_window
+        if not (self.use_raw_paste is not False and not fits and self._try_raw_paste(code)):
+            self.console.send(code + b"\x04")
+            self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
+        self.console.watch_crashes()  # the code runs from here
 
     def collect(self, timeout: float | None = None) -> tuple[bytes, bytes]:
         """Wait for running code to end; (stdout, stderr). Interrupts it past the timeout."""
         timeout = self.exec_timeout if timeout is None else timeout
+        console = self.console
         try:
-            self.console.expect_exact(b"\x04", timeout=timeout)
+            out = console.read_until(b"\x04", timeout)
         except pexpect.TIMEOUT:
-            self._recover_from_timeout(timeout)
-        out = self.console.before
-        err = self.console.expect_bytes(b"\x04", 5.0, "end of error output")
-        self.console.expect_bytes(b">", 5.0, "raw REPL prompt after exec")
+            self._recover_from_timeout(timeout)  # raises ExecTimeout (or Unresponsive)
+        err = console.expect_bytes(b"\x04", 5.0, "end of error output")
+        console.expect_bytes(b">", 5.0, "raw REPL prompt after exec")
+        console.crash_watch = False
         return out, err
 
     def exec_raw(self, code: str | bytes, timeout: float | None = None) -> tuple[bytes, bytes]:
@@ -218,7 +240,7 @@ class RawRepl:
     def exec(self, code: str | bytes, timeout: float | None = None) -> str:
         """Run code; return its stdout; raise the board's exception as a host BoardException."""
         out, err = self.exec_raw(code, timeout)
-        text = out.decode("utf-8", "replace").replace("\r\n", "\n")
+        text = _text(out)
         if err:
             exc = parse_board_exception(err.decode("utf-8", "replace"))
             exc.output = text  # kept: what it printed before raising is part of the story
@@ -246,7 +268,7 @@ class RawRepl:
             self.use_raw_paste = False
             return False
         self.use_raw_paste = True
-        window = struct.unpack("<H", self._read_exact(2))[0]
+        window = self.paste_window = struct.unpack("<H", self._read_exact(2))[0]
         remaining, i = window, 0
         while i < len(code):
             # Absorb window grants (\x01) that have arrived; block only when the window is used up.
@@ -284,19 +306,23 @@ class RawRepl:
             raise ConsoleTimeout(f"{self.console.transport.name}: unexpected output {self.console.before!r}")
         return self.console.after
 
-    def _recover_from_timeout(self, timeout: float) -> None:
+    def _recover_from_timeout(self, timeout: float) -> NoReturn:
         self.console.send(b"\x03")
-        try:
-            self.console.expect_exact(b"\x04", timeout=self.interrupt_wait)
+        try:  # what the code printed, up to the end of its output (the unconsumed bytes are kept)
+            printed = self.console.read_until(b"\x04", self.interrupt_wait)
         except pexpect.TIMEOUT:
             self.in_raw = False
-            raise Unresponsive(
+            exc = Unresponsive(
                 f"{self.console.transport.name}: board stopped answering (no output end within {timeout:g} s, "
                 f"Ctrl-C not answered within {self.interrupt_wait:g} s); console tail: {self.console.tail(200)!r}"
-            ) from None
-        partial = self.console.before.decode("utf-8", "replace")
+            )
+            exc.output = _text(self.console.before)
+            raise exc from None
+        partial = _text(printed)
         self.console.expect_bytes(b"\x04", 3.0, "end of error output")
         self.console.expect_bytes(b">", 3.0, "raw REPL prompt")
+        self.console.crash_watch = False
         raise ExecTimeout(
-            f"code on the board ran past {timeout:g} s and was interrupted; output so far: {_end(partial)}"
+            f"code on the board ran past {timeout:g} s and was interrupted; output so far: {_end(partial)}",
+            output=partial,
         )

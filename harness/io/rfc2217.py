@@ -11,7 +11,7 @@ import time
 import serial
 
 from harness.config.ports import PortRef, parse_port
-from harness.errors import BoardDied, ConfigError, InfrastructureError
+from harness.errors import BoardDied, ConfigError, InfrastructureError, one_line
 from harness.io.opener import register
 from harness.io.transport import SerialTransport, Transport
 
@@ -45,7 +45,7 @@ class Rfc2217Transport(SerialTransport):
         port, last = self._open(open_timeout)
         if port is None:
             raise InfrastructureError(
-                f"cannot open serial port {self.name}: {_short(last)}; is ser2net / the lab host running?"
+                f"cannot open serial port {self.name}: {one_line(last, 160)}; is ser2net / the lab host running?"
             )
         self.port = port
 
@@ -128,23 +128,18 @@ class Rfc2217Transport(SerialTransport):
             port, last = self._open(self.reconnect_timeout)
             if port is None:
                 self._flush_events()
-                self.event(f"{self.name}: connection lost ({_short(reason)}); no reconnect within "
+                self.event(f"{self.name}: connection lost ({one_line(reason, 160)}); no reconnect within "
                            f"{self.reconnect_timeout:g} s")  # fmt: skip
                 raise BoardDied(
-                    f"{self.name}: connection lost ({_short(reason)}) and not back within "
-                    f"{self.reconnect_timeout:g} s ({_short(last)}): is ser2net / the lab host running?"
+                    f"{self.name}: connection lost ({one_line(reason, 160)}) and not back within "
+                    f"{self.reconnect_timeout:g} s ({one_line(last, 160)}): is ser2net / the lab host running?"
                 )
             self.port = port
             self.reconnects += 1
             self._pending.append(
-                f"{self.name}: connection lost ({_short(reason)}); reconnected after "
+                f"{self.name}: connection lost ({one_line(reason, 160)}); reconnected after "
                 f"{time.monotonic() - started:.1f} s (reconnect {self.reconnects})"
             )
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @register("rfc2217")

@@ -29,6 +29,7 @@ class Transport(ABC):
     def __init__(self, write_chunk: int = 0, write_gap_ms: float = 0.0) -> None:
         self.write_chunk = write_chunk
         self.write_gap = write_gap_ms / 1000.0
+        self._next_write = 0.0  # paced: when the line may take the next chunk
         self.events: list[str] = []  # link events (e.g. a reconnect), newest last
         self.on_event: Callable[[str], None] | None = None  # the console sets this to its log marker
 
@@ -53,10 +54,14 @@ class Transport(ABC):
         if not self.write_chunk:
             self._write(data)
             return
+        # The gap runs after each chunk but is only waited out before the next one: a write that
+        # ends a command (code + Ctrl-D) returns at once, and the answer takes longer than the gap.
         for i in range(0, len(data), self.write_chunk):
+            wait = self._next_write - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             self._write(data[i : i + self.write_chunk])
-            if self.write_gap:
-                time.sleep(self.write_gap)
+            self._next_write = time.monotonic() + self.write_gap
 
     def drain(self, quiet: float = 0.05, limit: float = 2.0) -> bytes:
         """Read until the line has been quiet for ``quiet`` seconds (bounded by ``limit``)."""
@@ -88,6 +93,8 @@ class PortError(InfrastructureError):
 
 
 class SerialTransport(Transport):
+    _direct: _DirectIO | None = None  # subclasses on other links (rfc2217) keep pyserial's I/O
+
     def __init__(self, url: str, baudrate: int = 115200, exclusive: bool = True, **pacing) -> None:
         super().__init__(**pacing)
         self.name = url
@@ -104,11 +111,15 @@ class SerialTransport(Transport):
             if "Resource temporarily unavailable" in msg or "Errno 11" in msg:
                 raise PortError(url, f"serial port {url} is in use by another process; close it first") from None
             raise PortError(url, f"cannot open serial port {url}: {msg}") from None
+        self._direct = _direct_io(self.port)
 
     def _set_timeout(self, timeout: float | None) -> None:
-        self.port.timeout = timeout
+        if timeout != self.port.timeout:  # each assignment reconfigures the port (tcsetattr)
+            self.port.timeout = timeout
 
     def read(self, size: int, timeout: float | None) -> bytes:
+        if self._direct:
+            return self._direct.read(size, timeout, self.name)
         try:
             self._set_timeout(timeout)
             first = self.port.read(1)
@@ -121,8 +132,12 @@ class SerialTransport(Transport):
 
     def _write(self, data: bytes) -> None:
         try:
-            self.port.write(data)
-            self.port.flush()
+            if self._direct:
+                self._direct.write(data)
+            else:
+                self.port.write(data)
+            if self.write_chunk and hasattr(self.port, "fd"):
+                self.port.flush()  # paced: the gap starts once the chunk has left (tcdrain)
         except (serial.SerialException, OSError, termios.error) as exc:  # tcdrain on a dead pty: termios.error
             raise BoardDied(f"serial port {self.name} went away while writing: {exc}") from None
 
@@ -173,6 +188,55 @@ class FdTransport(Transport):
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class _DirectIO:
+    """The exec hot path on an open pyserial port, without pyserial's per-call costs: assigning a
+    timeout reconfigures a posix port (tcgetattr + tcsetattr), and read(1) + in_waiting + read(n)
+    is five syscalls where select + read is two. Errors are pyserial's: a vanished pty raises
+    OSError (EIO), a closed socket reads b""."""
+
+    def __init__(self, handle, recv, send) -> None:
+        self.handle, self.recv, self.send = handle, recv, send
+
+    def read(self, size: int, timeout: float | None, name: str) -> bytes:
+        ready, _, _ = select.select([self.handle], [], [], timeout)
+        if not ready:
+            return b""
+        try:
+            data = self.recv(size)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise BoardDied(f"serial port {name} went away: {exc}") from None
+        if not data:
+            raise BoardDied(f"serial port {name} went away: it reports data but reads none (closed)")
+        return data
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.send(view) :]
+            except BlockingIOError:  # non-blocking fd/socket with a full buffer: wait for room
+                _, ready, _ = select.select([], [self.handle], [], WRITE_STALL)
+                if not ready:
+                    raise OSError(f"not accepting data for {WRITE_STALL:g} s") from None
+
+
+WRITE_STALL = 30.0  # seconds a console may refuse more bytes before it counts as gone
+
+
+def _direct_io(port) -> _DirectIO | None:
+    """Direct I/O for the two kinds of port emulated boards use (a pty or device path, socket://);
+    None for the rest (rfc2217://, which has its own reader thread), which stay on pyserial."""
+    if isinstance(port, protocol_socket.Serial) and port._socket is not None:
+        sock = port._socket
+        return _DirectIO(sock, sock.recv, sock.send)
+    fd = getattr(port, "fd", None)
+    if isinstance(port, serial.Serial) and isinstance(fd, int) and fd >= 0:
+        return _DirectIO(fd, lambda n: os.read(fd, n), lambda d: os.write(fd, d))
+    return None
 
 
 def _open_serial(ref: PortRef, baudrate: int, *, reconnect_timeout: float = 0.0, **pacing) -> SerialTransport:

@@ -57,9 +57,8 @@ def lock_dir() -> Path:
 
 
 def _lock_name(port: str) -> str:
-    """One lock file per device: /dev/serial/by-id/... and the /dev/ttyACM0 it points to share it."""
-    real = os.path.realpath(port) if parse_port(port).scheme == "device" else port
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", real).strip("_") + ".lock"
+    """One lock file per device, however its port is written (see lock_port)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", lock_port(port)).strip("_") + ".lock"
 
 
 @dataclass
@@ -223,14 +222,20 @@ def _command_line() -> list[str]:
 
 
 def lock_port(port: str) -> str:
-    """The port a device lock is named after: a target's ``lab:NAME`` is the device it resolves to,
-    so that a run through the target and `hil smoke` on the lab device take one lock."""
-    if parse_port(port).scheme != "lab":
-        return port
-    try:
-        return resolve_lab_port(parse_port(port)).text
-    except (HarnessError, ValueError):  # not attached, ambiguous: opening it says so, with the fix
-        return port
+    """The name of a device's lock: one per device, however its port is written, so that a pytest
+    run through a target and `hil smoke` on the lab device take one lock. A ``lab:NAME`` is the
+    device it resolves to; /dev/serial/by-id/... is the /dev/ttyACM0 it points to; a labgrid place is
+    ``labgrid://COORDINATOR/PLACE`` (labgrid lets one user on one host use a place twice, so its
+    own reservation does not keep two of our runs apart)."""
+    ref = parse_port(port)
+    if ref.scheme == "lab":
+        try:
+            return lock_port(resolve_lab_port(ref).text)
+        except (HarnessError, ValueError):  # not attached, ambiguous: opening it says so, with the fix
+            return port
+    if ref.scheme == "labgrid":
+        return ref.with_coordinator(None).text
+    return os.path.realpath(port) if ref.scheme == "device" else port
 
 
 @contextlib.contextmanager
@@ -336,7 +341,7 @@ class BoardPool:
 
     def _lock_any(self, specs: list[BoardSpec]) -> tuple[BoardSpec, DeviceLock]:
         """The first free device among ``specs``; else wait for any of them up to the lock timeout."""
-        locks = [(s, DeviceLock(lock_port(s.launch.port), s.name, self.lock_directory)) for s in specs]
+        locks = [(s, DeviceLock(s.launch.port, s.name, self.lock_directory)) for s in specs]
         for spec, lock in locks:
             if lock.try_acquire():
                 return spec, lock

@@ -26,8 +26,8 @@ from pathlib import Path
 from harness import procs
 from harness.config.labs import DeviceSpec, Lab, board_spec
 from harness.config.ports import parse_port
-from harness.errors import HarnessError
-from harness.flash import FlashError, FlashReport, one_line
+from harness.errors import HarnessError, one_line
+from harness.flash import FlashError, FlashReport
 from harness.io.labgrid import LabgridPlace
 from harness.io.transport import PortError
 from harness.io.usb import resolve_port
@@ -64,9 +64,9 @@ class DeviceResult:
 
 
 @contextlib.contextmanager
-def device_port(lab: Lab, device: DeviceSpec) -> Iterator[str]:
-    """The port to open for the whole run; a labgrid place is held until the block ends."""
-    port = resolve_port(device)
+def device_port(port: str) -> Iterator[str]:
+    """The port to open for the whole run (``port`` resolved from the lab file); a labgrid place
+    is held until the block ends."""
     if (ref := parse_port(port)).scheme == "labgrid":
         with LabgridPlace.from_port(ref) as place:  # the lab's coordinator was filled in at load
             yield place.url
@@ -114,9 +114,8 @@ def flash_device(device: DeviceSpec, port: str, log_dir: Path, reporter: Reporte
         reporter.phase(name, "esptool: erase, write, verify")
         e = device.esptool
         plan = esptool.EsptoolPlan(
-            port=port, image=device.firmware, chip=e.get("chip", "esp32"),
-            offset=esptool.parse_offset(e["offset"]) if "offset" in e else None,
-            baud=int(e.get("baud", 460800)), erase=bool(e.get("erase", True)),
+            port=port, image=device.firmware, chip=e.chip, baud=e.baud, erase=e.erase,
+            offset=esptool.parse_offset(e.offset) if e.offset is not None else None,
         )  # fmt: skip
         report = esptool.flash(plan, name)
     elif device.flasher == "uf2":
@@ -285,9 +284,10 @@ def _on_device(lab: Lab, device: DeviceSpec, out_dir: Path, reporter: Reporter, 
     started = time.monotonic()
     try:
         reporter.phase(device.name, "resolving port")
-        with device_port(lab, device) as port, contextlib.ExitStack() as held:
-            result.port = port
-            locks = [lock_device(device, port, reporter, result, lock_timeout, purpose, held)]
+        with contextlib.ExitStack() as held:
+            # locked by what the lab file names (a labgrid place before it is acquired), then opened
+            locks = [lock_device(device, resolve_port(device), reporter, result, lock_timeout, purpose, held)]
+            port = result.port = held.enter_context(device_port(locks[0].port))
             if flash:
                 result.flash = flash_device(device, port, out_dir / "logs", reporter, force)
                 port = result.port = _after_flash(device, port)

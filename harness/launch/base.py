@@ -9,14 +9,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from harness.config.boards import BoardSpec
 from harness.errors import InfrastructureError
 from harness.images import Image
 from harness.io.transport import Transport
-from harness.net.boardnet import BoardNet
-from harness.net.canlink import SlcanLink
+
+if TYPE_CHECKING:  # python-can alone takes ~0.25 s to import: every pytest worker would pay it
+    from harness.net.boardnet import BoardNet
+    from harness.net.canlink import SlcanLink
 
 
 @dataclass

@@ -13,24 +13,36 @@ where the host connects to reach it, ``listen()`` a host server the board can re
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from harness.config.boards import NetworkSpec
+from harness.config.ports import LOOPBACK
+from harness.errors import InfrastructureError
 from harness.net.netns import NetNamespace
 
 T = TypeVar("T")
 USER_GUEST_IP, USER_HOST_IP = "10.0.2.15", "10.0.2.2"
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on 127.0.0.1 right now (QEMU binds it a moment later; collisions are retried by
-    the launcher)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int, kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> list[int]:
+    """``count`` different ports free on ``host`` right now: each is held until all are chosen (the
+    kernel hands a just-closed port out again), and whoever binds them does so a moment later
+    (QEMU's collisions with other processes are retried by the launcher)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket(socket.AF_INET, kind))
+            s.bind((host, 0))
+            ports.append(s.getsockname()[1])
+        return ports
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
+    return free_ports(1, kind, host)[0]
 
 
 @dataclass
@@ -112,14 +124,14 @@ class BoardNet:
 
 def host_net(ports: int = 8) -> BoardNet:
     """A host-process board: it binds free loopback ports chosen now."""
-    tcp = [free_port() for _ in range(ports)]
-    udp = [free_port(socket.SOCK_DGRAM) for _ in range(ports)]
+    tcp, udp = free_ports(ports), free_ports(ports, socket.SOCK_DGRAM)
     return BoardNet(mode="host", guest_ip="127.0.0.1", host_ip="127.0.0.1", guest_tcp=tcp, guest_udp=udp)
 
 
 def user_net(spec: NetworkSpec) -> BoardNet:
-    forwards = {("tcp", p): free_port() for p in spec.forward_tcp}
-    forwards |= {("udp", p): free_port(socket.SOCK_DGRAM) for p in spec.forward_udp}
+    tcp, udp = free_ports(len(spec.forward_tcp)), free_ports(len(spec.forward_udp), socket.SOCK_DGRAM)
+    forwards = {("tcp", g): h for g, h in zip(spec.forward_tcp, tcp, strict=True)}
+    forwards |= {("udp", g): h for g, h in zip(spec.forward_udp, udp, strict=True)}
     return BoardNet(mode="user", guest_ip=USER_GUEST_IP, host_ip=USER_HOST_IP, guest_tcp=list(spec.forward_tcp),
                     guest_udp=list(spec.forward_udp), forwards=forwards, mac=spec.mac)
 
@@ -139,8 +151,9 @@ def tap_net(spec: NetworkSpec, instance: str) -> BoardNet:
     tap = ns.add_tap("br0")
     ports = spec.forward_tcp or list(range(7000, 7008))
     udp = spec.forward_udp or list(range(7100, 7108))
-    return BoardNet(mode="tap", guest_ip=f"{spec.subnet}.{10 + count}", host_ip=f"{spec.subnet}.1",
-                    guest_tcp=ports, guest_udp=udp, netns=ns, bridge="br0", tap=tap, mac=_nth_mac(spec.mac, count))
+    host = spec.host or 10 + count
+    return BoardNet(mode="tap", guest_ip=f"{spec.subnet}.{host}", host_ip=f"{spec.subnet}.1", guest_tcp=ports,
+                    guest_udp=udp, netns=ns, bridge="br0", tap=tap, mac=_nth_mac(spec.mac, host - 10))
 
 
 def _nth_mac(base: str, n: int) -> str:
@@ -152,11 +165,23 @@ def _nth_mac(base: str, n: int) -> str:
 
 
 def release(net: BoardNet) -> None:
-    """Drop a tap board's namespace when it was the segment's only user (its own segment)."""
+    """Drop a tap board's namespace when it was the segment's only user (its own segment); on a
+    shared segment, drop its tap (a restarted board with a fixed address and MAC gets a new tap:
+    the bridge must not keep forwarding to the old one)."""
     for segment, (ns, _count) in list(_segments.items()):
         if ns is net.netns and segment.startswith("inst-"):
             ns.close()
             del _segments[segment]
+        elif ns is net.netns and net.tap:
+            with contextlib.suppress(InfrastructureError):
+                ns.ip("link", "del", net.tap)
+
+
+def close_segment(segment: str) -> None:
+    """Drop a named segment's namespace (its boards are stopped): multi-board tests' bridge."""
+    entry = _segments.pop(segment, None)
+    if entry:
+        entry[0].close()
 
 
 def close_all_segments() -> None:

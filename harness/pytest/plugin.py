@@ -8,8 +8,9 @@ Tests that use the ``board`` (session-scoped, booted once per board) or ``dut`` 
 soft-reset before each test) fixture run once per selected board.
 
 Parallel runs (pytest-xdist ``-n``): unless ``--dist`` is given, tests are scheduled *by board*
-(every test of a board goes to the worker that has it booted), so each worker boots a board once;
-QEMU and process boards are started per worker, serial devices are locked (harness/lab/pool.py).
+in runs of one board's tests, so a worker boots a board once: a serial device's tests all go to one
+worker (and it is locked, harness/lab/pool.py); a QEMU or process board with more than a worker's
+share of the tests is split between workers, each starting its own instance (harness/pytest/scheduling.py).
 
 Infrastructure errors (the board died, would not boot, the port vanished) are retried
 ``--hil-retries`` times on a freshly restarted board; test failures never are. A board with
@@ -22,8 +23,10 @@ from __future__ import annotations
 pytest_plugins = [
     "harness.pytest.options",  # command-line options; the board pool and run state at configure
     "harness.pytest.selection",  # which boards; one test per board; capability skips at collection
-    "harness.pytest.scheduling",  # xdist: all of a board's tests on the worker that booted it
+    "harness.pytest.scheduling",  # xdist: runs of one board's tests (a device's on one worker)
     "harness.pytest.fixtures",  # board, dut, per-test console text and packet capture
+    "harness.pytest.multi",  # multi-board tests: duts, one board per role, every pairing, one tap segment
     "harness.pytest.retry",  # retries after infrastructure errors, quarantine, one-line harness errors
     "harness.pytest.junit",  # console text into JUnit, the retried/quarantined summary
+    "harness.pytest.history",  # run history: record the run, baseline labels, --fail-on new
 ]

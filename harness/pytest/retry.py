@@ -14,7 +14,7 @@ import pytest
 from _pytest.runner import CallInfo, runtestprotocol
 
 from harness.board import Board
-from harness.errors import ConfigError, HarnessError, InfrastructureError
+from harness.errors import BoardCrashed, ConfigError, HarnessError, InfrastructureError
 from harness.lab.pool import DeviceBusy
 from harness.pytest.fixtures import board_properties
 from harness.pytest.state import CONSOLE_SECTION, INFRA_ERROR, POOL, STATE, RunState, board_param
@@ -43,6 +43,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     exc = call.excinfo.value
     # A harness error is one clear line (plus console tail), never a traceback of our internals.
     report.longrepr = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, BoardCrashed) and report.when == "call":
+        return  # the code under test crashed the board: a test failure, not retried (the pool restarts it)
     if isinstance(exc, (InfrastructureError, ConfigError)):
         if not any(k == INFRA_PROPERTY for k, _ in props):
             props.append((INFRA_PROPERTY, type(exc).__name__))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip, at collection, tests whose board lacks a required capability: no boot wasted."""
     specs: dict[str, list[BoardSpec] | None] = {}
+    every: dict[str, BoardSpec] | None = None  # every board file, read once if a case skips
     for item in items:
         name = board_param(item)
         if name is None:
@@ -55,4 +57,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # a tag may lease any of several boards: every one of them must have the capability
             missing = sorted({cap for spec in boards for cap in marker.args if not spec.capabilities.has(cap)})
             if missing:
-                item.add_marker(pytest.mark.skip(reason=f"board {name} lacks capability: {', '.join(missing)}"))
+                if every is None:
+                    every = _every_board()
+                reason = f"board {name} lacks capability: {', '.join(missing)}{_runs_on(boards, missing, every)}"
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _every_board() -> dict[str, BoardSpec]:
+    try:
+        return load_all()
+    except ConfigError:  # a broken file is reported on its own tests
+        return {}
+
+
+def _runs_on(boards: list[BoardSpec], missing: list[str], every: dict[str, BoardSpec]) -> str:
+    """Where a skipped case does run: the boards built the same way (same image builder and
+    machine) that have what is missing, e.g. mps2_an385 -> mps2_an385_tap for "tap". Boards with no
+    image of ours (builder "none": host processes, serial devices) are not alike by that measure."""
+    builds = {(b.image.builder, getattr(b.launch, "machine", "")) for b in boards if b.image.builder != "none"}
+    others = sorted(n for n, spec in every.items() if spec not in boards
+                    and (spec.image.builder, getattr(spec.launch, "machine", "")) in builds
+                    and all(spec.capabilities.has(cap) for cap in missing))  # fmt: skip
+    return f" (runs on {', '.join(others)})" if others else ""
+
+
+def named_in_run(config: pytest.Config, directory: Path) -> bool:
+    """The run names ``directory`` (or a path inside it) on its command line. Opt-in suites (slow,
+    or needing boards a default run does not have) skip a plain run over suites/ by this."""
+    directory = directory.resolve()
+    for arg in config.args:
+        path = Path(str(arg).split("::", 1)[0]).resolve()
+        if path == directory or directory in path.parents:
+            return True
+    return False

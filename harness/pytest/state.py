@@ -12,7 +12,8 @@ from harness.lab.pool import BoardPool
 
 @dataclass
 class RunState:
-    """Per pytest process (each xdist worker has its own; a board's tests all run on one worker)."""
+    """Per pytest process (each xdist worker has its own, and boots its own instance of a board whose
+    tests were split across workers: see scheduling.py)."""
 
     infra_errors: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)

@@ -14,20 +14,14 @@ import time
 from pathlib import Path
 
 from harness import procs
+from harness.config.ports import LOOPBACK
 from harness.errors import ConfigError, InfrastructureError
 from harness.io.labgrid import labgrid_client
 from harness.io.rfc2217 import rfc2217_url
-
-LOOPBACK = "127.0.0.1"
+from harness.net.boardnet import free_port
 
 
 # --- process helpers -----------------------------------------------------------------------------
-def free_tcp_port(host: str = LOOPBACK) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def listening(port: int, host: str = LOOPBACK) -> bool:
     """Is something listening on host:port? Read from /proc/net/tcp: no connection is made."""
     v4 = socket.inet_aton(host)[::-1].hex().upper()
@@ -80,7 +74,7 @@ class Ser2net:
             if not Path(path).exists():
                 raise InfrastructureError(f"ser2net: serial port {path} ({name}) does not exist: plug it in")
         self.ports, self.host, self.baudrate = dict(ports), host, baudrate
-        self.tcp_ports = dict(tcp_ports or {}) or {name: free_tcp_port(host) for name in ports}
+        self.tcp_ports = dict(tcp_ports or {}) or {name: free_port(host=host) for name in ports}
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="hil-ser2net-"))
         self.config = self.workdir / "ser2net.yaml"
         self.log = self.workdir / "ser2net.log"
@@ -148,7 +142,7 @@ class LabgridCoordinator:
     """labgrid-coordinator (gRPC) listening on loopback, its state files in a private directory."""
 
     def __init__(self, host: str = LOOPBACK, port: int | None = None) -> None:
-        self.host, self.port = host, port or free_tcp_port(host)
+        self.host, self.port = host, port or free_port(host=host)
         self.workdir = Path(tempfile.mkdtemp(prefix="hil-labgrid-"))
         self.log = self.workdir / "coordinator.log"
         self.proc: subprocess.Popen | None = None

@@ -26,6 +26,22 @@ def test_native_board_lifecycle(no_leftovers, tmp_path):
     assert "hi" in log and "--- hil" in log
 
 
+
+def test_native_soft_reset_hands_over_to_a_fresh_spare(no_leftovers, tmp_path):
+    """native keeps a warm spare (targets/native.toml spare = true): after a soft reset the code
+    runs in another process, with none of the last test's globals, modules or files open."""
+    with Board(find_board("native", REPO / "targets"), log_dir=tmp_path) as board:
+        board.exec("import sys\nleak = 42\nsys.modules['hil_leak'] = sys\nf = open('kept.txt', 'w')")
+        before = board.launcher.proc.pid
+        for _ in range(3):
+            board.soft_reset()
+            state = board.exec("import sys\nprint('leak' in globals(), 'hil_leak' in sys.modules)")
+            assert board.launcher.proc.pid != before and state == "False False\n", state
+            before = board.launcher.proc.pid
+        assert board.exec("print(1 + 1)") == "2\n"
+    log = board.console_log.read_text(errors="replace")
+    assert log.count("MicroPython") >= 4  # each process's banner is in the one console log
+
 def test_qemu_killed_mid_use_is_board_died(no_leftovers, tmp_path):
     board = Board(find_board("microbit", REPO / "targets"), log_dir=tmp_path)
     with board:

@@ -19,6 +19,7 @@ from harness.config.labs import board_spec, load_lab
 from harness.errors import BoardDied, InfrastructureError
 from harness.flash.fs import FsFlasher
 from harness.io import labgrid, rfc2217
+from harness.lab.pool import DeviceLock
 from harness.lab.tray import Reporter, open_board, smoke_device
 from harness.testing import remote as local_lab
 from harness.testing.emulated import EmulatedDevice
@@ -207,3 +208,19 @@ def test_a_board_target_on_a_labgrid_place(no_leftovers, no_stray_helpers, labgr
     assert labgrid_lab.acquired_by("hil-mb") is None
 
 
+
+
+def test_a_run_on_a_labgrid_target_and_hil_smoke_take_one_lock(no_leftovers, no_stray_helpers, labgrid_lab,
+                                                                tmp_path, monkeypatch):  # fmt: skip
+    """labgrid lets one user on one host use a place they hold, so only our device lock keeps a
+    pytest run (which locks its target's labgrid:PLACE) and `hil smoke` on the lab device apart."""
+    monkeypatch.setenv("HIL_LOCK_DIR", str(tmp_path / "locks"))
+    run = DeviceLock(f"labgrid://{labgrid_lab.address}/hil-mb", "microbit", purpose="pytest")
+    assert run.try_acquire()
+    try:
+        lab = device_lab(tmp_path, "labgrid:hil-mb", extra=f'coordinator = "{labgrid_lab.address}"')
+        result = smoke_device(lab, lab.devices[0], tmp_path / "out", Phases(lambda text: None), lock_timeout=0.5)
+        assert result.verdict == "ERROR" and "held by pid" in result.problem, result.problem
+        assert labgrid_lab.acquired_by("hil-mb") is None  # refused before the place was taken
+    finally:
+        run.release()

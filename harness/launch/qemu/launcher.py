@@ -1,16 +1,14 @@
-"""QEMU with the console on serial0 (a pty, or a TCP socket), plus what the target asks for."""
+"""QEMU with the console on serial0 (a pty the harness makes, or a TCP socket), plus what the target asks for."""
 
 from __future__ import annotations
 
-import os
-import re
-import select
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import procs
 from harness.config.boards import BoardSpec, CanSpec, QemuLaunch, check_installed
@@ -18,18 +16,20 @@ from harness.errors import BootError, InfrastructureError
 from harness.io.transport import SerialTransport, Transport
 from harness.launch.base import LaunchContext, Launcher, _pacing
 from harness.launch.qemu.cmdline import machine_args, machine_command
+from harness.launch.qemu.hostpty import HostPty
 from harness.launch.qemu.qmp import Qmp
 from harness.launch.qemu.snapshot import Snapshot
 from harness.launch.registry import register
 from harness.net.boardnet import BoardNet, free_port, release, tap_net, user_net
-from harness.net.canlink import SlcanLink
 
-_PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label (\w+)\)")
+if TYPE_CHECKING:
+    from harness.net.canlink import SlcanLink
 
 
 @register("qemu")
 class QemuLauncher(Launcher):
-    """QEMU with the console on serial0 (a pty, or a TCP socket), plus what the target asks for:
+    """QEMU with the console on serial0 (a pty the harness makes, see hostpty.py, or a TCP socket),
+    plus what the target asks for:
     a network (user-mode or tap), a CAN link on serial1, a QMP socket, snapshot save/restore."""
 
     PORT_RETRIES = 3  # free ports are picked before QEMU binds them: retry the rare collision
@@ -39,7 +39,9 @@ class QemuLauncher(Launcher):
     def __init__(self, spec: BoardSpec, ctx: LaunchContext) -> None:
         self.spec, self.image, self.workdir, self.log = spec, ctx.image, ctx.workdir, ctx.log
         self.proc: subprocess.Popen | None = None
-        self.ptys: dict[str, str] = {}  # QEMU chardev label -> /dev/pts/N
+        self.ptys: dict[str, str] = {}  # "serial0" -> the console's /dev/pts/N (chardev "pty")
+        self.console_pty: HostPty | None = None
+        self._drainer: threading.Thread | None = None
         self.output: deque[bytes] = deque(maxlen=50)  # QEMU's own stdout/stderr lines
         self.net: BoardNet | None = None
         self.can: SlcanLink | None = None
@@ -71,12 +73,12 @@ class QemuLauncher(Launcher):
         return machine_args(self.spec, self.image.files, self.workdir, self._kernel_params())
 
     def command(self, incoming: bool = False) -> list[str]:
-        if self.spec.console.chardev == "pty":
-            console = "pty"
-        else:
-            console = f"tcp:127.0.0.1:{self.console_port},server=on,wait=off,nodelay=on"
         cmd = machine_command(self.spec, self.image.files, self.workdir, self._kernel_params())
-        cmd += ["-serial", console]
+        if self.spec.console.chardev == "pty":
+            assert self.console_pty, "the console pty is opened before the command is built"
+            cmd += self.console_pty.qemu_args()
+        else:
+            cmd += ["-serial", f"tcp:127.0.0.1:{self.console_port},server=on,wait=off,nodelay=on"]
         if self.can:
             cmd += self.can.qemu_args()  # after the console: the guest's ttyS1
         if self.net:
@@ -100,6 +102,8 @@ class QemuLauncher(Launcher):
         elif n.mode == "tap" and self.net is None:  # a tap keeps its namespace across port retries
             self.net = tap_net(n, instance=f"inst-{self.spec.name}-{id(self):x}")
         if self.spec.can.link == "slcan_serial":
+            from harness.net.canlink import SlcanLink  # python-can: imported by boards with a CAN link only
+
             bitrate = self.spec.can.bitrate or CanSpec.SLCAN_BITRATE
             self.can = SlcanLink.allocate(bitrate, self.net.netns if self.net else None)
         if self.spec.console.chardev == "socket":
@@ -139,14 +143,24 @@ class QemuLauncher(Launcher):
         self.started_at = time.monotonic()
         self.ptys, self.restored = {}, False
         (self.workdir / "qmp.sock").unlink(missing_ok=True)
-        self.proc = procs.spawn(
-            self.command(incoming), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
         if self.spec.console.chardev == "pty":
-            self._read_pty_lines(1, deadline=time.monotonic() + 15)
-        threading.Thread(target=self._drain, daemon=True, name=f"qemu-{self.spec.name}").start()
+            try:
+                self.console_pty = HostPty.open()
+            except OSError as exc:  # out of ptys (kernel.pty.max) or file descriptors
+                raise InfrastructureError(f"{self.spec.name}: cannot open a pty for the console: {exc}") from None
+            self.ptys = {"serial0": self.console_pty.path}
         try:
-            self.qmp = Qmp(self.workdir / "qmp.sock", timeout=15)
+            self.proc = procs.spawn(
+                self.command(incoming), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=self.console_pty.pass_fds if self.console_pty else (),
+            )
+        finally:
+            if self.console_pty:
+                self.console_pty.handed_over()
+        self._drainer = threading.Thread(target=self._drain, daemon=True, name=f"qemu-{self.spec.name}")
+        self._drainer.start()
+        try:
+            self.qmp = Qmp(self.workdir / "qmp.sock", timeout=15, alive=self.alive)
         except InfrastructureError:
             self._raise_if_exited()
             raise
@@ -166,6 +180,8 @@ class QemuLauncher(Launcher):
 
     def _raise_if_exited(self) -> None:
         if self.proc and self.proc.poll() is not None:
+            if self._drainer:
+                self._drainer.join(2)  # QEMU's last words (why it exited) are still being read
             raise BootError(f"{self.spec.name}: QEMU exited with status {self.proc.returncode} at start: {self._out()}")
 
     def wants_snapshot(self) -> bool:
@@ -210,31 +226,7 @@ class QemuLauncher(Launcher):
         if self.qmp and self.alive() and started_on is self.proc:
             self.qmp.cmd("object-del", id=ident)
 
-    # --- pty plumbing -----------------------------------------------------------------------
-    def _read_pty_lines(self, want: int, deadline: float) -> None:
-        assert self.proc and self.proc.stdout
-        fd = self.proc.stdout.fileno()
-        pending = b""
-        while len(self.ptys) < want:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BootError(f"{self.spec.name}: QEMU did not report its serial pty within 15 s: {self._out()}")
-            ready, _, _ = select.select([fd], [], [], left)
-            chunk = os.read(fd, 4096) if ready else b""
-            if ready and not chunk:
-                self.proc.wait(5)
-                raise BootError(
-                    f"{self.spec.name}: QEMU exited with status {self.proc.returncode} at start: {self._out()}"
-                )
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                self.output.append(line)
-                if m := _PTY_LINE.search(line):
-                    self.ptys[m.group(2).decode()] = m.group(1).decode()
-        if pending:
-            self.output.append(pending)
-
+    # --- QEMU's own output ----------------------------------------------------------------
     def _drain(self) -> None:
         assert self.proc and self.proc.stdout
         for line in iter(self.proc.stdout.readline, b""):
@@ -265,6 +257,9 @@ class QemuLauncher(Launcher):
             self.qmp = None
         if self.proc:
             procs.kill(self.proc)
+        if self.console_pty:  # after QEMU: its master is gone, so /dev/pts/N is too
+            self.console_pty.close()
+            self.console_pty = None
 
     def stop(self) -> None:
         self._kill()

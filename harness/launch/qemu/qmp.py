@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from qemu.qmp import QMPError
@@ -16,10 +17,12 @@ logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
 
 class Qmp:
-    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+    def __init__(self, path: Path, timeout: float = 10.0, alive: Callable[[], bool] = lambda: True) -> None:
+        """Connect to QEMU's QMP socket at ``path``; ``alive`` says whether that QEMU still runs, so
+        one that exited at start (bad arguments, a port in use) is not waited for until ``timeout``."""
         self.path = path
         deadline = time.monotonic() + timeout
-        while not path.exists() and time.monotonic() < deadline:  # QEMU creates it once initialised
+        while not path.exists() and time.monotonic() < deadline and alive():  # QEMU creates it once initialised
             time.sleep(0.005)
         while True:
             self.conn = QEMUMonitorProtocol(str(path))
@@ -28,7 +31,7 @@ class Qmp:
                 break
             except Exception as exc:
                 self.conn.close()
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or not alive():
                     raise InfrastructureError(f"QMP socket {path} did not answer within {timeout:g} s: {exc}") from None
                 time.sleep(0.005)
         self.conn.settimeout(timeout)

@@ -100,11 +100,12 @@ def test_boot_c_board_exception_is_the_boards_traceback(tmp_path):
 
 
 def test_boot_c_runaway_code_is_one_line(tmp_path):
-    result = hil("boot", "native", "--timeout", "1", "-c", "while True:\n    pass", timeout=60)
+    result = hil("boot", "native", "--timeout", "1", "-c", "print('started')\nwhile True:\n    pass", timeout=60)
     assert result.returncode == 1
+    assert result.stdout == "started\n"  # what it printed before it was stopped (ExecTimeout.output)
     line = one_error_line(result.stderr)
     assert line.startswith("hil: error: ExecTimeout: native: the code ran past 1 s and was interrupted")
-    assert "--timeout" in line
+    assert "its output so far is above" in line and "--timeout" in line
 
 
 # --- Ctrl-C in the middle of a run -------------------------------------------------------------------

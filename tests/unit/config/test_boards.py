@@ -58,7 +58,7 @@ def test_image_options_pass_through(tmp_path):
         ('[launch]\nkind = "serial"\nport = "/dev/x"\nmachine = "m"\n',
          "unknown key 'launch.machine' (known: kind, port)"),
         ('[launch]\nkind = "process"\ncommand = ["mp"]\nport = "/dev/x"\n',
-         "unknown key 'launch.port' (known: command, env, kind)"),
+         "unknown key 'launch.port' (known: command, entry, env, kind, spare)"),
         ('[launch]\nkind = "process"\ncommand = "micropython"\n', "key 'launch.command' must be list[str]"),
         ('[launch]\nkind = "process"\ncommand = ["mp"]\nenv = { A = 1 }\n', "key 'launch.env' must be dict[str, str]"),
         (QEMU + "ok_exit_codes = [0, \"1\"]\n", "key 'launch.ok_exit_codes' must be list[int]"),
@@ -76,6 +76,12 @@ def test_image_options_pass_through(tmp_path):
          "key 'can.interface' is required for link python_can"),
         ('[launch]\nkind = "serial"\nport = "/dev/x"\n[can]\nlink = "python_can"\ninterface = "nosuchbus"\n'
          'channel = "c"\n', "key 'can.interface' is 'nosuchbus'; use a python-can interface"),
+        # crash signatures are regular expressions; the CPU probe asks QEMU
+        (QEMU + "[console]\ncrash = ['HardFault (']\n", "'console.crash' has 'HardFault (', which is not a regular"),
+        (QEMU + "[console]\ncrash = 'HardFault'\n", "key 'console.crash' must be list[str]"),
+        (QEMU + "[console]\ncrash_cpu = '[handler'\n", "key 'console.crash_cpu' has '[handler'"),
+        ('[launch]\nkind = "process"\ncommand = ["mp"]\n[console]\ncrash_cpu = "handler"\n',
+         "key 'console.crash_cpu' asks QEMU for registers: set it on QEMU boards only"),
         # tags
         ('tags = "esp32"\n' + QEMU, "key 'board.tags' must be list[str]"),
         ('tags = ["tag:esp32"]\n' + QEMU, "key 'board.tags' has 'tag:esp32'; write tag names without 'tag:'"),
@@ -207,3 +213,20 @@ def test_a_qemu_binary_path_must_exist_and_run(tmp_path):
     check_installed(spec)
     serial = load_board(write_target(tmp_path, "s", '[launch]\nkind = "serial"\nport = "/dev/ttyHILGONE"\n'))
     assert installation_problems(serial) == []  # a port is the bench's state: checked when opened
+
+
+def test_crash_signatures_default_to_micropythons_fatal_errors_and_shipped_boards_name_theirs(tmp_path):
+    import re
+
+    from harness.config.boards import MICROPYTHON_CRASH
+
+    spec = load_board(write_target(tmp_path, "b", QEMU))
+    assert spec.console.crash == list(MICROPYTHON_CRASH) and spec.console.crash_cpu == ""
+    boards = load_all(REPO / "targets")
+    hardfault = "HardFault exception caught:\r\nR0:   F0000000 R1:   00089870"
+    assert any(re.search(p, hardfault, re.M) for p in boards["mps2_an385"].console.crash)
+    panic = "[    1.2] Kernel panic - not syncing: Attempted to kill init!"
+    assert any(re.search(p, panic, re.M) for p in boards["qemu_x86"].console.crash)
+    assert re.search(boards["microbit"].console.crash_cpu, "XPSR=21000003 --C- T handler")
+    assert not re.search(boards["microbit"].console.crash_cpu, "XPSR=61000000 -ZC- T priv-thread")
+    assert not re.search(boards["microbit"].console.crash_cpu, "XPSR=21000013 --C- T handler")  # an IRQ

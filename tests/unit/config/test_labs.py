@@ -29,7 +29,7 @@ def test_example_lab_file_is_valid_and_complete():
     assert (pico.match.vid, pico.match.pid, pico.match.serial) == (0x2E8A, 0x0005, "E6614103E7452D2F")
     assert pico.flasher == "uf2" and pico.firmware == (REPO / "targets/firmware/RPI_PICO-v1.25.0.uf2").resolve()
     esp = by_name["esp32-1"]
-    assert esp.match.location == "1-1.2" and esp.esptool["offset"] == "0x1000"
+    assert esp.match.location == "1-1.2" and esp.esptool.offset == "0x1000"
     assert esp.can == {"interface": "slcan", "channel": "/dev/serial/by-id/usb-CANable-if00", "bitrate": 500000}
     assert esp.capabilities["can"] is True
     can = board_spec(esp, "/dev/ttyUSB0").can  # the lab device's can = {...} overrides the board's [can]
@@ -75,6 +75,13 @@ def test_example_lab_file_is_valid_and_complete():
          "key 'can.channel' is required"),
         ('[[device]]\nname = "a"\nport = "/dev/x"\nesptool = { chip = "esp32" }\n',
          "key 'esptool' is only used with flasher = \"esptool\""),
+        ('[[device]]\nname = "a"\nport = "/dev/x"\nflasher = "esptool"\nfirmware = "f.bin"\n'
+         'esptool = { baud = "fast" }\n',
+         "key 'esptool.baud' must be int, got str 'fast'"),
+        ('[[device]]\nname = "a"\nport = "/dev/x"\nflasher = "esptool"\nfirmware = "f.bin"\nesptool = { speed = 1 }\n',
+         "unknown key 'esptool.speed' (known: baud, chip, erase, offset)"),
+        ('[[device]]\nname = "a"\nport = "/dev/x"\nchunk = "big"\n', "key 'chunk' must be int, got str 'big'"),
+        ('[[device]]\nname = "a"\nmatch = { serial = 42 }\n', "key 'match.serial' must be str | None, got int 42"),
         ('[[device]]\nname = "a"\nport = "/dev/x"\n[[device]]\nname = "a"\nport = "/dev/y"\n',
          "device name 'a' is used twice"),
         ('[device]\nname = "a"\nport = "/dev/x"\n', "write [[device]], not [device]"),
@@ -143,7 +150,7 @@ def test_device_without_can_keeps_the_board_types_link(tmp_path):
 @pytest.mark.parametrize(
     ("body", "fragment"),
     [
-        ('tags = "x"\n', "key 'tags' must be a list of names"),
+        ('tags = "x"\n', "key 'tags' must be list[str], got str 'x'"),
         ('tags = ["a b"]\n', "key 'tags' must be a list of names"),
         ('console = { reset = "hard" }\n', "key 'console.reset' is 'hard'; use \"soft\" or \"none\""),
         ('console = { chardev = 1 }\n', "key 'console.chardev' is 1; use \"pty\" or \"socket\""),
@@ -180,11 +187,10 @@ def test_lab_boards_for_pytest_and_tag_selection(tmp_path):
         lab_boards([path], {"nope": "/dev/x"})
 
 
-
-
-
-
-
-
-
-
+def test_lab_table_values_are_checked(tmp_path):
+    path = tmp_path / "lab-typed.toml"
+    path.write_text('[lab]\ncoordinator = 5\n')
+    with pytest.raises(ConfigError, match=r"lab-typed.toml: key 'lab.coordinator' must be str, got int 5$"):
+        load_lab(path)
+    path.write_text('[lab]\ndescription = "bench"\n')
+    assert (load_lab(path).name, load_lab(path).description) == ("lab-typed", "bench")

@@ -101,7 +101,7 @@ def test_full_disk_under_a_tool_names_the_file_and_the_fix(tmp_path: Path) -> No
     script = "echo 'cc1: error: /c/build/main.o: No space left on device' >&2; echo 'make: *** Error 1'; exit 2"
     cmd = ["sh", "-c", script]
     with pytest.raises(BuildError) as info:
-        debian_source._run(cmd, what="building X", timeout=10, log_file=log)
+        debian_source.run_step(cmd, what="building X", timeout=10, log_file=log)
     message = str(info.value)
     assert message == (f"building X failed: cc1: error: /c/build/main.o: No space left on device: free space there, "
                        f"or set HIL_CACHE (and TMPDIR) to a disk with room (log: {log})")  # fmt: skip

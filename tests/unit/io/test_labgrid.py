@@ -11,12 +11,12 @@ import pytest
 from harness import procs
 from harness.errors import InfrastructureError
 from harness.io import labgrid
-from harness.testing import remote as local_lab
+from harness.net.boardnet import free_port
 
 
 @pytest.mark.spawns
 def test_no_coordinator_is_one_line(no_leftovers):
-    address = f"127.0.0.1:{local_lab.free_tcp_port()}"
+    address = f"127.0.0.1:{free_port()}"
     with pytest.raises(InfrastructureError) as info:
         labgrid.LabgridPlace("p", address).acquire()
     assert str(info.value) == ("labgrid place 'p': Could not connect to coordinator: "

@@ -148,3 +148,46 @@ def test_default_interrupt_wait_is_kept_for_boards_that_cannot_be_restarted():
 
     repl, _ = make()
     assert repl.interrupt_wait == INTERRUPT_WAIT == 3.0
+
+
+def test_code_within_the_window_goes_plain_once_the_window_is_known():
+    """The first exec learns the raw-paste window; later code that fits it is sent in plain raw mode
+    (one round trip fewer: no paste request), longer code still pastes window by window."""
+    repl, board = make(window=32)
+    repl.exec("x = 1")
+    assert repl.use_raw_paste is True and repl.paste_window == 32
+    board.writes.clear()
+    assert repl.exec("print(x + 1)") == "2\n"
+    assert board.writes == [b"print(x + 1)\x04"]
+    board.writes.clear()
+    code = "total = 0\n" + "".join(f"total += {i}\n" for i in range(20)) + "print(total)"
+    assert repl.exec(code) == f"{sum(range(20))}\n"
+    assert board.writes[0] == b"\x05A\x01" and board.max_unacked <= 32
+
+
+class _Runaway(FakeRawBoard):
+    """Prints, then runs until Ctrl-C (which it answers with a KeyboardInterrupt)."""
+
+    def _run(self) -> None:
+        if b"while True" not in self.code:
+            return super()._run()
+        self.code = bytearray()
+        self.out += b"started\r\nstill going\r\n"
+
+    def _byte(self, b: bytes) -> None:
+        if b == b"\x03" and self.mode == "raw":
+            self.out += b"\x04Traceback (most recent call last):\r\nKeyboardInterrupt: \r\n\x04>"
+            return
+        super()._byte(b)
+
+
+def test_exec_timeout_carries_what_the_code_printed():
+    from harness.io.repl import ExecTimeout
+
+    board = _Runaway()
+    repl = RawRepl(Console(board, timeout=0.5), raw_paste=False, exec_timeout=0.2)
+    with pytest.raises(ExecTimeout) as info:
+        repl.exec("print('started')\nwhile True: pass")
+    assert info.value.output == "started\nstill going\n"
+    assert "output so far: " in str(info.value)
+    assert repl.exec("print('next')") == "next\n"  # back at the raw prompt

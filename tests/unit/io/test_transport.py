@@ -59,8 +59,11 @@ def test_paced_writes_are_split_into_chunks_with_gaps(pty, monkeypatch):
     transport.write(b"0123456789")
     elapsed = time.monotonic() - started
     assert pieces == [b"0123", b"4567", b"89"]
-    assert elapsed >= 0.085  # a gap after each of the 3 chunks
-    assert read_exactly(pty["slave"], 10) == b"0123456789"
+    assert elapsed >= 0.055  # a gap between each of the 3 chunks, none waited out after the last
+    transport.write(b"ab")  # at once: the last chunk's gap is waited out before this one
+    assert time.monotonic() - started >= 0.085
+    assert pieces[-1] == b"ab"
+    assert read_exactly(pty["slave"], 12) == b"0123456789ab"
     transport.close()
 
 
@@ -116,3 +119,40 @@ def test_port_opened_twice_exclusively_is_in_use(pty):
     finally:
         first.close()
     SerialTransport(path).close()  # free again once the holder closed it
+
+
+def test_serial_transport_reads_and_writes_a_socket_url_directly():
+    """socket:// (QEMU's TCP chardev) goes through the direct path: select + recv, no pyserial polling."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    transport = SerialTransport(f"socket://127.0.0.1:{port}")
+    peer, _ = server.accept()
+    try:
+        assert transport._direct is not None
+        assert transport.read(100, 0.05) == b""
+        peer.sendall(b"raw REPL; CTRL-B to exit\r\n>")
+        got = b""
+        while len(got) < 27:
+            got += transport.read(100, 1.0)
+        assert got == b"raw REPL; CTRL-B to exit\r\n>"
+        transport.write(b"x = 1\x04")
+        assert peer.recv(100) == b"x = 1\x04"
+        peer.close()  # QEMU went away
+        with pytest.raises(BoardDied, match=r"went away"):
+            transport.read(100, 1.0)
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_serial_transport_on_a_pty_whose_other_end_closed_is_board_died(pty):
+    transport = SerialTransport(os.ttyname(pty["slave"]))
+    try:
+        os.close(pty["master"])  # QEMU exited: its end of the pty is gone
+        pty["master"] = -1
+        with pytest.raises(BoardDied, match=r"went away"):
+            transport.read(100, 1.0)
+    finally:
+        transport.close()

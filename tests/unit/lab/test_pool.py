@@ -238,3 +238,19 @@ def test_a_target_on_a_lab_port_locks_the_device_it_resolves_to(tmp_path, monkey
     with pytest.raises(DeviceBusy, match=r"is held by pid \d+ \(hil smoke on host"):
         pool.get("via_lab")
     smoke.release()
+
+
+def test_a_labgrid_place_has_one_lock_however_it_is_written(tmp_path, monkeypatch):
+    """The pool locks a target's ``labgrid:PLACE``; `hil smoke` locks the lab file's place before it
+    acquires it. labgrid lets one user on one host use a place twice, so our lock must be the same
+    one whichever form names the place (the short form takes $LG_COORDINATOR)."""
+    monkeypatch.setenv("LG_COORDINATOR", "127.0.0.1:20408")
+    names = {DeviceLock(port, "pico", tmp_path).path for port in
+             ("labgrid:bench-pico", "labgrid://127.0.0.1:20408/bench-pico")}  # fmt: skip
+    assert len(names) == 1
+    assert DeviceLock("labgrid://127.0.0.1:20409/bench-pico", "pico", tmp_path).path not in names
+    held = DeviceLock("labgrid:bench-pico", "pico", tmp_path, purpose="hil smoke")
+    assert held.try_acquire()
+    other = DeviceLock("labgrid://127.0.0.1:20408/bench-pico", "pico", tmp_path)
+    assert not other.try_acquire()
+    held.release()

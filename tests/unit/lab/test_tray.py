@@ -15,6 +15,7 @@ import pytest
 from harness import procs
 from harness.config.labs import load_lab
 from harness.flash import FlashError
+from harness.io.usb import resolve_port
 from harness.lab import tray
 from harness.lab.tray import DeviceResult, device_port, run_suite, run_tray, tally_junit
 from tests.unit.config.test_labs import lab_file
@@ -64,7 +65,7 @@ def test_run_tray_runs_devices_in_parallel_and_keeps_order(lab):
 
 
 def test_device_port_for_a_plain_device_path(lab):
-    with device_port(lab, lab.devices[0]) as port:
+    with device_port(resolve_port(lab.devices[0])) as port:
         assert port == "/dev/ttyHILFAKE0"
 
 

@@ -63,3 +63,15 @@ def test_static_address_only_on_tap():
     assert tap().static_address() == ("192.168.77.11/24", "192.168.77.1")
     assert user().static_address() is None  # QEMU's user-mode stack serves DHCP
     assert BoardNet(mode="host", guest_ip="127.0.0.1", host_ip="127.0.0.1").static_address() is None
+
+
+def test_ports_chosen_together_are_all_different():
+    """The kernel hands a just-closed ephemeral port out again: ports picked one at a time for one
+    board's forwards could collide (QEMU then refuses the second hostfwd rule)."""
+    import socket
+
+    from harness.net.boardnet import free_ports
+
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        ports = free_ports(64, kind)
+        assert len(set(ports)) == 64 and all(p > 0 for p in ports)

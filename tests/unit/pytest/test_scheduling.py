@@ -15,3 +15,72 @@ def test_scheduler_finds_the_board_in_test_ids():
     assert board_of_nodeid("s/test_a.py::test_x[other]", names) is None
 
 
+
+
+def test_boards_in_finds_every_board_of_a_pairing():
+    from harness.pytest.scheduling import boards_in
+
+    names = ["mps2_an385_tap", "qemu_x86_tap", "native", "esp32", "esp32-bench-1"]
+    assert boards_in("native", names) == ["native"]
+    assert boards_in("3-native", names) == ["native"]
+    assert boards_in("esp32-bench-1", names) == ["esp32-bench-1"]
+    assert boards_in("mps2_an385_tap-qemu_x86_tap", names) == ["mps2_an385_tap", "qemu_x86_tap"]
+    assert boards_in("qemu_x86_tap-qemu_x86_tap", names) == ["qemu_x86_tap", "qemu_x86_tap"]
+    assert boards_in("other", names) == []
+
+
+def _ids(board: str, n: int) -> list[str]:
+    return [f"suite.py::test_{i}[{board}]" for i in range(n)]
+
+
+def test_a_cheap_board_bigger_than_a_workers_share_is_split_devices_stay_whole():
+    from harness.pytest.scheduling import work_units
+
+    names = ["mps2_an385", "esp32", "native"]
+    nodeids = [*_ids("mps2_an385", 12), *_ids("esp32", 5), *_ids("native", 3), "suite.py::test_plain"]
+    units = work_units(nodeids, names, 2, splittable=lambda b: b != "esp32")  # a share: 20 / 2 = 10 tests
+    assert [units[n] for n in _ids("mps2_an385", 12)] == [("mps2_an385", 0)] * 6 + [("mps2_an385", 1)] * 6
+    assert {units[n] for n in _ids("native", 3)} == {("native", 0)}  # within a share: one boot
+    assert "suite.py::test_plain" not in units  # not a board test: xdist's own scope
+    big_device = work_units([*_ids("esp32", 12), *_ids("native", 3)], names, 2, splittable=lambda b: b != "esp32")
+    assert {chunk for _, chunk in big_device.values()} == {0}  # one device: one worker, however big
+    one = work_units(nodeids, names, 1, splittable=lambda b: True)
+    assert {chunk for _, chunk in one.values()} == {0}  # one worker: whole boards, as before
+    alone = work_units(_ids("native", 7), ["native"], 3, splittable=lambda b: True)
+    assert [c for _, c in alone.values()] == [0, 0, 0, 1, 1, 2, 2]  # one board, three workers: three runs
+    few = work_units(_ids("native", 1), ["native"], 4, splittable=lambda b: True)
+    assert set(few.values()) == {("native", 0)}  # never more units than tests
+
+
+def test_boards_that_balance_as_whole_boards_are_not_split():
+    """The smoke suite on three boards and two workers: no board holds more than a share."""
+    from harness.pytest.scheduling import work_units
+
+    nodeids = [*_ids("mps2_an385", 14), *_ids("microbit", 14), *_ids("native", 14)]
+    units = work_units(nodeids, ["mps2_an385", "microbit", "native"], 2, splittable=lambda b: True)
+    assert {chunk for _, chunk in units.values()} == {0}
+
+
+def test_a_board_with_a_pairing_is_not_split():
+    from harness.pytest.scheduling import work_units
+
+    names = ["mps2_an385_tap", "qemu_x86_tap"]
+    nodeids = [*_ids("mps2_an385_tap", 4), "multi.py::test_echo[mps2_an385_tap-qemu_x86_tap]"]
+    units = work_units(nodeids, names, 2, splittable=lambda b: True)
+    assert set(units.values()) == {("mps2_an385_tap", 0)}
+
+
+def test_units_go_out_largest_board_first_and_a_boards_chunks_in_a_row():
+    """A worker must never come back to a board it left: that would boot it again."""
+    from harness.pytest.scheduling import unit_order, work_units
+
+    nodeids = [*_ids("native", 2), *_ids("mps2_an385", 13), *_ids("microbit", 13)]
+    units = work_units(nodeids, ["native", "mps2_an385", "microbit"], 3, splittable=lambda b: True)
+    scopes = [*dict.fromkeys(f"board:{b}#{c}" for b, c in units.values()), "suite.py::x"]
+    # xdist's own order (largest unit first) interleaves boards: mps2#0 (7), microbit#0 (7), mps2#1 (6), ...
+    by_size = sorted(scopes, key=lambda s: -sum(1 for b, c in units.values() if f"board:{b}#{c}" == s))
+    assert by_size != sorted(by_size, key=unit_order(units))
+    assert sorted(scopes, key=unit_order(units)) == [
+        "board:mps2_an385#0", "board:mps2_an385#1", "board:microbit#0", "board:microbit#1",
+        "board:native#0", "suite.py::x",
+    ]  # fmt: skip

@@ -107,6 +107,19 @@ def test_capability_skips_are_decided_at_collection(pytester, targets):
     }  # fmt: skip
 
 
+def test_a_capability_skip_names_the_boards_of_the_same_build_that_run_it(pytester, targets):
+    """mps2_an385 skips the tap cases, which run on mps2_an385_tap (same image, same machine)."""
+    image = '[image]\nbuilder = "mps2_micropython"\n[launch]\nkind = "qemu"\n'
+    emu = image + 'machine = "mps2-an385"\n'
+    write_target(targets, "emu", emu)
+    write_target(targets, "emu_net", "default = false\n" + emu + "[capabilities]\nnet = true\n")
+    other = image + 'machine = "mps2-an386"\n[capabilities]\nnet = true\n'
+    write_target(targets, "other_net", "default = false\n" + other)
+    got = skips(pytester, "--board=emu", "--board=emu_net")
+    assert got["test_net[emu]"] == ["board emu lacks capability: net (runs on emu_net)"]
+    assert got["test_tls[emu]"] == ["board emu lacks capability: net, tls"]  # emu_net has no tls either
+
+
 def test_a_tag_needs_the_capability_on_every_board_it_may_lease(pytester, targets):
     write_target(targets, "one", 'tags = ["pool"]\n' + PROCESS + "[capabilities]\nnet = true\ntls = true\n")
     write_target(targets, "two", 'tags = ["pool"]\n' + PROCESS + "[capabilities]\nnet = true\n")

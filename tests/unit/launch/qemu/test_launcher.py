@@ -172,3 +172,23 @@ def test_first_boot_without_a_snapshot_says_so(snapshot_board):
     launcher.start()
     assert starts == [False] and not launcher.snapshot_fallback
     assert launcher.boot_note == "no snapshot yet; cold boot (saves one at the prompt)"
+
+
+# --- the console: a pty the harness makes, handed to QEMU as serial0 ----------------------------------
+
+def test_console_pty_is_serial0_before_the_can_link(spec, tmp_path):
+    from harness.launch.qemu.hostpty import HostPty
+
+    launcher = QemuLauncher(spec, LaunchContext(Image(digest="d", files={}), tmp_path, tmp_path))
+    launcher.console_pty = HostPty.open()
+    can_args = ["-serial", "tcp:127.0.0.1:1,server=on,wait=off"]
+    launcher.can = SimpleNamespace(qemu_args=lambda: can_args, kernel_params=lambda: [])  # type: ignore[assignment]
+    try:
+        cmd = launcher.command()
+        serials = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-serial"]
+        assert serials == ["chardev:hilcon", "tcp:127.0.0.1:1,server=on,wait=off"]  # console first: serial0
+        assert f"fd={launcher.console_pty.master},set=1,opaque=hil-console" in cmd
+        assert "serial,id=hilcon,path=/dev/fdset/1" in cmd
+        assert "pty" not in serials  # never QEMU's own pty chardev (its reader shows up on a 1 s timer)
+    finally:
+        launcher.console_pty.close()

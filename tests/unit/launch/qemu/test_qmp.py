@@ -165,6 +165,22 @@ def test_no_socket_is_bounded_and_names_the_path(tmp_path):
     assert str(info.value).startswith(f"QMP socket {path} did not answer within 0.3 s: ")
 
 
+
+def test_qemu_that_exited_is_not_waited_for(tmp_path):
+    """QEMU exiting at start (bad arguments, a forwarded port in use) never creates its socket: the
+    launcher's alive() ends the wait at once instead of after the whole timeout."""
+    calls = []
+
+    def alive() -> bool:
+        calls.append(1)
+        return len(calls) < 3  # QEMU dies a moment after it was spawned
+
+    started = time.monotonic()
+    with pytest.raises(InfrastructureError, match="did not answer"):
+        Qmp(tmp_path / "never.sock", timeout=60, alive=alive)
+    assert time.monotonic() - started < 10  # not the 60 s timeout
+    assert len(calls) >= 3
+
 def test_wait_migration_until_completed_or_failed(serve):
     statuses = iter(["setup", "active", "active", "completed", "active", "failed"])
     _, path = serve(lambda name, args: {"return": {"status": next(statuses)}})
