@@ -9,10 +9,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import pygal  # noqa: F401 - see below
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from harness import procs
+
+# pygal (the HTML report's charts) imports the importlib_metadata backport, which removes the
+# standard library's distribution finder from sys.meta_path and adds its own. A test that imported
+# pygal first inside pytester (which restores sys.meta_path afterwards) left the process with no
+# finder at all: every later importlib.metadata lookup in that worker failed (psycopg, the unix
+# port's files). Imported here, before any snapshot, the backport's finder is part of every one.
 
 pytest_plugins = ["pytester"]
 
