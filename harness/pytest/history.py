@@ -8,6 +8,7 @@ that cannot be opened or written costs one warning line, never a result or the r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -75,7 +76,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if xmlpath := getattr(config.option, "xmlpath", None):  # trends of an earlier run must not reach this report
         Path(xmlpath).with_name(TRENDS_FILE).unlink(missing_ok=True)
     if url is not None:  # only the controller writes
-        config.pluginmanager.register(HistoryRecorder(url, time.time()), "hil-history")
+        recorder = HistoryRecorder(url, time.time())
+        config.pluginmanager.register(recorder, "hil-history")
+        config.pluginmanager.register(_RecordLast(recorder), "hil-history-record")
 
 
 # --- every process: the test code's hash travels with its reports (xdist serialises extra attributes)
@@ -151,6 +154,17 @@ def _warn(config: pytest.Config, message: str) -> None:
 # --- the controller: collect results, label them, record the run ------------------------------------
 
 
+class _RecordLast:
+    """HistoryRecorder.record as a sessionfinish that runs after the others (JUnit's included)."""
+
+    def __init__(self, recorder: HistoryRecorder) -> None:
+        self.recorder = recorder
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.recorder.record(session)
+
+
 @dataclass
 class _Test:
     nodeid: str
@@ -194,6 +208,7 @@ class HistoryRecorder:
     messages: list[str] = field(default_factory=list)
     run_id: int | None = None
     baseline_runs: list[int] | None = None  # None: no baseline was read
+    unavailable: bool = False  # the database could not be opened (said once)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         t = self.tests.setdefault(report.nodeid, _Test(report.nodeid))
@@ -243,24 +258,43 @@ class HistoryRecorder:
 
     @pytest.hookimpl(tryfirst=True)  # before JUnit is written (it carries the labels) and the summary
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from harness.history.store import open_store
-
+        """Baseline labels and --fail-on new (only when asked for: they read the history)."""
         config = session.config
+        ref = config.getoption("hil_baseline")
+        if not ref or not any(t.props.get("board") for t in self.tests.values()):
+            return
+        with self._store(config, "no labels this run") as store:
+            if store is not None:
+                self._label(config, store, ref)
+                self._judge(session)
+
+    def record(self, session: pytest.Session) -> None:
+        """The run into the history: after JUnit is written (a second Ctrl-C during the database
+        work loses this record, never the report), still before the summary that says so."""
         if not any(t.props.get("board") for t in self.tests.values()):
             return  # no board test ran (e.g. the harness's own unit tests): nothing for the history
+        with self._store(session.config, "not recorded") as store:
+            if store is not None:
+                self._record(session.config, store, session)
+
+    @contextlib.contextmanager
+    def _store(self, config: pytest.Config, failing: str):
+        from harness.history.store import open_store
+
+        if self.unavailable:  # said once: the labels' attempt already failed
+            yield None
+            return
         try:
             store = open_store(self.url)
         except HarnessError as exc:
+            self.unavailable = True
             self._cannot(config, exc)
+            yield None
             return
         try:
-            ref = config.getoption("hil_baseline")
-            if ref:
-                self._label(config, store, ref)
-            self._judge(session)
-            self._record(config, store, session)
+            yield store
         except Exception as exc:  # whatever goes wrong here, the run's results and status stand
-            self.messages.append(f"not recorded: {type(exc).__name__}: {one_line(exc, 300)}")
+            self.messages.append(f"{failing}: {type(exc).__name__}: {one_line(exc, 300)}")
         finally:
             store.close()
 

@@ -17,6 +17,8 @@ again: the ``board`` fixture is session-scoped per board)."""
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -36,9 +38,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    # Before xdist turns "-n N without --dist" into --dist load: remember to schedule by board instead.
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", None) == "no":
+    # "-n N" without a --dist mode: schedule by board (xdist makes it --dist load, and its hook may
+    # run before this one: plugins are ordered by where they sit on sys.path, which `python -m
+    # pytest` changes, so the option's value cannot say whether the user chose it)
+    if getattr(config.option, "numprocesses", None) and not dist_chosen(config):
         config.stash[DIST_BY_BOARD] = True
+
+
+def dist_chosen(config: pytest.Config) -> bool:
+    """Whether the command line, PYTEST_ADDOPTS or the ini addopts name an xdist --dist mode."""
+    args = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
+            *config.getini("addopts")]  # fmt: skip
+    return any(str(a) in ("--dist", "-d") or str(a).startswith("--dist=") for a in args)
 
 
 def board_of_nodeid(nodeid: str, names: list[str]) -> str | None:

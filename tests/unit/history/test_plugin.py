@@ -37,6 +37,12 @@ def feed(recorder, nodeid, call="passed", setup="passed", teardown="passed", pro
                                           longrepr="E teardown broke" if teardown == "failed" else None))
 
 
+
+def end_session(recorder: HistoryRecorder, s) -> None:
+    """The session's end as pytest runs it: labels first (before JUnit), the record last."""
+    recorder.pytest_sessionfinish(s)
+    recorder.record(s)
+
 def test_outcomes_from_reports():
     r = HistoryRecorder("sqlite://", 0.0)
     feed(r, "t::ok[native]")
@@ -89,7 +95,7 @@ def finish(url, tmp_path, outcomes: dict[str, str], code="c1", **options):
         feed(r, nodeid, call=outcome, code=code)
     failed = any(o == "failed" for o in outcomes.values())
     s = session(tmp_path, pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK, **options)
-    r.pytest_sessionfinish(s)
+    end_session(r, s)
     return r, s
 
 
@@ -118,7 +124,7 @@ def test_trend_numbers_are_written_beside_the_junit_file(tmp_path):
 
     r = HistoryRecorder(f"sqlite:///{tmp_path / 'h.sqlite'}", 0.0)
     feed(r, "suites/smoke/test_smoke.py::test_a[native]")
-    r.pytest_sessionfinish(session(tmp_path, pytest.ExitCode.OK, xmlpath=str(tmp_path / "out" / "junit.xml")))
+    end_session(r, session(tmp_path, pytest.ExitCode.OK, xmlpath=str(tmp_path / "out" / "junit.xml")))
     data = json.loads((tmp_path / "out" / "hil-trends.json").read_text())
     assert data["runs"][0]["passed"] == 1 and data["boot"] == {"native": [[1, 0.12]]}
     assert data["strips"] == {"suites.smoke.test_smoke::test_a[native]": [[1, "passed"]]}  # JUnit names
@@ -145,7 +151,7 @@ def test_an_unknown_baseline_leaves_the_run_strict_and_still_records_it(tmp_path
 def test_a_run_without_board_tests_is_not_recorded(tmp_path):
     r = HistoryRecorder(f"sqlite:///{tmp_path / 'h.sqlite'}", 0.0)
     feed(r, "tests/unit/test_x.py::test_y", props=())
-    r.pytest_sessionfinish(session(tmp_path, pytest.ExitCode.OK))
+    end_session(r, session(tmp_path, pytest.ExitCode.OK))
     assert r.run_id is None and not (tmp_path / "h.sqlite").exists()
 
 

@@ -84,3 +84,22 @@ def test_units_go_out_largest_board_first_and_a_boards_chunks_in_a_row():
         "board:mps2_an385#0", "board:mps2_an385#1", "board:microbit#0", "board:microbit#1",
         "board:native#0", "suite.py::x",
     ]  # fmt: skip
+
+
+def test_a_dist_mode_counts_as_chosen_only_when_named(monkeypatch):
+    """xdist turns "-n 2" into --dist load, and under `python -m pytest` its hook runs before ours
+    (plugin order follows sys.path): whether the user chose a mode is read from what they wrote."""
+    from types import SimpleNamespace
+
+    from harness.pytest.scheduling import dist_chosen
+
+    def config(*args: str, addopts: tuple[str, ...] = ()) -> SimpleNamespace:
+        return SimpleNamespace(invocation_params=SimpleNamespace(args=args), getini=lambda name: list(addopts))
+
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    assert not dist_chosen(config("-n", "2", "suites"))
+    assert dist_chosen(config("-n", "2", "--dist", "loadfile"))
+    assert dist_chosen(config("-n2", "--dist=loadgroup"))
+    assert dist_chosen(config("-n", "2", addopts=("--dist=loadscope",)))
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-q --dist load")
+    assert dist_chosen(config("-n", "2"))
