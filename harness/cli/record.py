@@ -40,7 +40,9 @@ def record(
         b.repl.exit_raw()
         b.console.flush_input()
         settings = {"raw_paste": spec.console.raw_paste, "exec_timeout": spec.console.exec_timeout}
-        recorder = RecordingTransport(b.console.transport, out, board=spec.name, header=settings)
+        # the board's write pacing changes what the client sends (see RawRepl.send_code): kept too
+        pacing = {"write_chunk": spec.console.write_chunk, "write_gap_ms": spec.console.write_gap_ms}
+        recorder = RecordingTransport(b.console.transport, out, board=spec.name, header=settings | pacing)
         b.console.transport = recorder
         try:
             steps = record_session(RawRepl(b.console, **settings), recorder, code or DEFAULT_SESSION)

@@ -73,6 +73,7 @@ class RecordingTransport(Transport):
 
     def __init__(self, inner: Transport, path: Path, board: str = "", header: dict | None = None) -> None:
         super().__init__()  # pacing stays the inner transport's: writes go through its write()
+        self.write_chunk = inner.write_chunk  # but the client asks whether the line is paced
         self.inner, self.path, self.name = inner, Path(path), inner.name
         self.events = inner.events  # one list: the inner transport reports its link events into it
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import pytest
 from hilcan_host import ECHO_APP_ENV, SEED_ENV, CanPair, board_open_args, open_host_bus
 
 from harness.board import Board
+from harness.pytest.twins import board_app
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +49,7 @@ def canpair(dut: Board, can_bus: can.BusABC) -> CanPair:
 @pytest.fixture
 def echo_app() -> str:
     """The firmware_py module whose echo() runs on the board (HIL_CAN_ECHO; default hil_can)."""
-    return os.environ.get(ECHO_APP_ENV, "") or "hil_can"
+    return board_app(ECHO_APP_ENV, "hil_can")
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ has not: `make multi`); naming suites/multi runs it."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from harness.pki import TestPKI
 from harness.pytest.selection import named_in_run
+from harness.pytest.twins import board_app
 
 HERE = Path(__file__).parent
 
@@ -29,17 +29,13 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 @pytest.fixture
 def echo_module() -> str:
-    name = os.environ.get(ECHO_ENV, "hil_multi")
-    assert name.isidentifier(), f"{ECHO_ENV}={name!r} is not a module name"
-    return name
+    return board_app(ECHO_ENV, "hil_multi")
 
 
 @pytest.fixture
 def can_module() -> str:
     """The module whose can_send() the sending node runs (HIL_MULTI_CAN: a broken twin)."""
-    name = os.environ.get(CAN_ENV, "hil_multi")
-    assert name.isidentifier(), f"{CAN_ENV}={name!r} is not a module name"
-    return name
+    return board_app(CAN_ENV, "hil_multi")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ cleanly and keeps files. Runs on every board; capability-bound cases skip with a
 
 from __future__ import annotations
 
-import os
 import re
 import zlib
 
@@ -11,6 +10,7 @@ import pytest
 
 from harness.board import FirmwareExit
 from harness.io.repl import BoardException, ExecTimeout
+from harness.pytest.twins import board_app
 
 
 def test_banner_names_micropython_and_version(board):
@@ -99,9 +99,7 @@ def test_runaway_code_is_interrupted(dut):
 def fs_app() -> str:
     """The board's file helper module. HIL_FS_APP=hil_fs_sector points the case at a broken twin
     that writes whole 512-byte sectors only (tests/integration/test_suite_smoke.py)."""
-    name = os.environ.get("HIL_FS_APP", "hil_fs")
-    assert name.isidentifier(), f"HIL_FS_APP={name!r} is not a module name"
-    return name
+    return board_app("HIL_FS_APP", "hil_fs")
 
 
 # Off a sector boundary on both sides, never on it: a file of exactly 512 bytes lets an

@@ -5,11 +5,12 @@ numbers)."""
 from __future__ import annotations
 
 import errno as host_errno
-import os
 from types import SimpleNamespace
 
 import pytest
 from peerlib import Peer
+
+from harness.pytest import twins
 
 APP_ENV = "HIL_SOCK_APP"
 DEFAULT_APP = "hil_sock_msg"
@@ -20,7 +21,7 @@ def board_app() -> str:
     """The firmware_py module that plays the board app (message server, download server, UDP
     echo). HIL_SOCK_APP names another with the same functions: a broken twin such as
     hil_sock_naive, which tests/integration/test_suite_sockets.py proves the suite catches."""
-    return os.environ.get(APP_ENV) or DEFAULT_APP
+    return twins.board_app(APP_ENV, DEFAULT_APP)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ that the suite fails them."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 from tls_peers import board_time
 
 from harness.pki import TestPKI
+from harness.pytest.twins import board_app
 
 CLIENT_MODULE_ENV = "HIL_TLS_CLIENT"
 SERVER_MODULE_ENV = "HIL_TLS_SERVER"
@@ -43,16 +43,12 @@ def tls_dut(dut, pki: TestPKI):
 
 @pytest.fixture
 def client_module() -> str:
-    name = os.environ.get(CLIENT_MODULE_ENV, "hil_tls")
-    assert name.isidentifier(), f"{CLIENT_MODULE_ENV}={name!r} is not a module name"
-    return name
+    return board_app(CLIENT_MODULE_ENV, "hil_tls")
 
 
 @pytest.fixture
 def server_module() -> str:
-    name = os.environ.get(SERVER_MODULE_ENV, "hil_tls")
-    assert name.isidentifier(), f"{SERVER_MODULE_ENV}={name!r} is not a module name"
-    return name
+    return board_app(SERVER_MODULE_ENV, "hil_tls")
 
 
 @pytest.fixture

@@ -40,8 +40,8 @@ def recorded_fake(tmp_path: Path, codes: list[str], **fake) -> tuple[Path, list[
 
 
 def replayed(path: Path) -> tuple[ReplayTransport, RawRepl]:
-    replay = ReplayTransport(path)
-    header = replay.recording.header
+    header = ReplayTransport(path).recording.header
+    replay = ReplayTransport(path, write_chunk=header.get("write_chunk", 0))  # paced as recorded, no gap
     console = Console(replay, timeout=2)
     repl = RawRepl(console, raw_paste=header["raw_paste"], exec_timeout=header.get("exec_timeout", 2))
     return replay, repl
