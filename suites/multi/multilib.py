@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-BLOCK = 4096
+BLOCK = 4097  # firmware_py/hil_sock.py BLOCK: the boards send this pattern
 _BASE = bytes((i * 811) & 0xFF for i in range(BLOCK))
 
 
