@@ -46,6 +46,11 @@ def crash_pattern(patterns: list[str] | tuple[str, ...]) -> re.Pattern[bytes] | 
     return re.compile(b"|".join(b"(?:" + p.encode() + b")" for p in patterns), re.MULTILINE)
 
 
+def printed_text(output: bytes) -> str:
+    """What board code printed, as text: UTF-8 (bad bytes replaced), the REPL's CR LF as LF."""
+    return output.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
 def dropped_marker(count: int) -> bytes:
     return f"\n--- hil: {count} bytes dropped ---\n".encode()
 
@@ -263,7 +268,7 @@ class Console(SpawnBase):
         """What the running code has printed so far (as far as the tail reaches back)."""
         printed = min(self.received - self.output_from, len(self._tail))
         output = bytes(self._tail[len(self._tail) - printed :]) if printed > 0 else b""
-        return output.decode("utf-8", "replace").replace("\r\n", "\n")
+        return printed_text(output)
 
     def watch_crashes(self) -> None:
         """Code has started running: from here on a crash signature is a crash (one already
@@ -302,7 +307,7 @@ class Console(SpawnBase):
         text = bytes(dump[:CRASH_DUMP_BYTES]).decode("utf-8", "replace").replace("\r", "").strip("\n")
         self._consumed()
         self.crashed = BoardCrashed(signature.decode("utf-8", "replace").strip(), text)
-        self.crashed.output = output.decode("utf-8", "replace").replace("\r\n", "\n")
+        self.crashed.output = printed_text(output)
         raise self.crashed
 
     def note(self, text: str) -> None:

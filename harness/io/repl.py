@@ -17,7 +17,7 @@ from typing import NoReturn
 import pexpect
 
 from harness.errors import ConsoleTimeout
-from harness.io.console import Console
+from harness.io.console import Console, printed_text
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
@@ -66,10 +66,6 @@ class Unresponsive(ConsoleTimeout):
     output: str = ""  # what the code printed before it stopped answering
 
 
-def _text(output: bytes) -> str:
-    return output.decode("utf-8", "replace").replace("\r\n", "\n")
-
-
 class RunningCode:
     """Code running on the board: wait for the lines it prints, then for its end.
 
@@ -111,7 +107,7 @@ class RunningCode:
             self.done = True
             if err:
                 raise parse_board_exception(err.decode("utf-8", "replace"))
-        return bytes(self.output).decode("utf-8", "replace").replace("\r\n", "\n")
+        return printed_text(bytes(self.output))
 
 
 _exception_classes: dict[str, type[BoardException]] = {}
@@ -240,7 +236,7 @@ class RawRepl:
     def exec(self, code: str | bytes, timeout: float | None = None) -> str:
         """Run code; return its stdout; raise the board's exception as a host BoardException."""
         out, err = self.exec_raw(code, timeout)
-        text = _text(out)
+        text = printed_text(out)
         if err:
             exc = parse_board_exception(err.decode("utf-8", "replace"))
             exc.output = text  # kept: what it printed before raising is part of the story
@@ -316,9 +312,9 @@ class RawRepl:
                 f"{self.console.transport.name}: board stopped answering (no output end within {timeout:g} s, "
                 f"Ctrl-C not answered within {self.interrupt_wait:g} s); console tail: {self.console.tail(200)!r}"
             )
-            exc.output = _text(self.console.before)
+            exc.output = printed_text(self.console.before)
             raise exc from None
-        partial = _text(printed)
+        partial = printed_text(printed)
         self.console.expect_bytes(b"\x04", 3.0, "end of error output")
         self.console.expect_bytes(b">", 3.0, "raw REPL prompt")
         self.console.crash_watch = False

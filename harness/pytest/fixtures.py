@@ -4,11 +4,13 @@ soft-reset before each test, its console text and packet capture attached to the
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from harness.board import Board
+from harness.io.console import Console
 from harness.lab.pool import BoardPool
 from harness.pytest.state import CONSOLE_SECTION, POOL, board_param
 
@@ -47,21 +49,47 @@ def dut(request: pytest.FixtureRequest, board: Board) -> Board:
     if board.spec.console.reset == "soft" and not board.fresh:
         board.soft_reset()
     board.fresh = False
-    start = board.console.received if board.console else 0
-    dropped = board.console.log_dropped if board.console else 0
-    mark = board.console_log.stat().st_size if board.console_log.exists() else 0
+    mark = ConsoleMark.of(board)
     capture = _start_capture(board, item)
     yield board
     if capture:
         _stop_capture(board, item, *capture)
-    if board.console and (new := board.console.received - start) > 0:
+    if text := mark.text_since(board):
+        item.add_report_section("call", CONSOLE_SECTION, printable(text))
+
+
+@dataclass
+class ConsoleMark:
+    """Where a test's console output starts: in the board's console and in its (capped) log."""
+
+    console: Console | None
+    received: int  # bytes the console had received
+    dropped: int  # bytes its capped log had dropped
+    offset: int  # the log file's size
+
+    @classmethod
+    def of(cls, board: Board) -> ConsoleMark:
+        console = board.console
+        offset = board.console_log.stat().st_size if board.console_log.exists() else 0
+        return cls(console, console.received if console else 0, console.log_dropped if console else 0, offset)
+
+    def text_since(self, board: Board) -> str:
+        """The console text since the mark (at most SECTION_BYTES, its end); "" if the board said
+        nothing. A board restarted meanwhile has a new console: then the log's growth decides."""
+        console = board.console
+        if console is None or not board.console_log.exists():
+            return ""
+        same = console is self.console
+        new = console.received - self.received if same else 0
         with open(board.console_log, "rb") as fh:
             size = fh.seek(0, 2)
-            if board.console.log_dropped != dropped or size < mark:
-                mark = size - min(new, size)  # the capped log dropped bytes: its end is this test's
-            fh.seek(max(mark, size - SECTION_BYTES))  # at most SECTION_BYTES of it
-            text = fh.read().decode("utf-8", "replace").replace("\r", "")
-        item.add_report_section("call", CONSOLE_SECTION, printable(text))
+            offset = self.offset
+            if same and (console.log_dropped != self.dropped or size < offset):
+                offset = size - min(max(new, 0), size)  # the capped log dropped bytes: its end is this test's
+            if (same and new <= 0) or size <= offset:
+                return ""
+            fh.seek(max(offset, size - SECTION_BYTES))
+            return fh.read().decode("utf-8", "replace").replace("\r", "")
 
 
 def _start_capture(board: Board, item: pytest.Item) -> tuple[str, Path] | None:

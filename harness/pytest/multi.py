@@ -50,7 +50,7 @@ from harness.lab.pool import BoardPool
 from harness.net.boardnet import close_segment
 from harness.net.canhub import CanHub
 from harness.pytest.expectations import expectation_for
-from harness.pytest.fixtures import SECTION_BYTES, board_properties, printable
+from harness.pytest.fixtures import ConsoleMark, board_properties, printable
 from harness.pytest.selection import selected_boards
 from harness.pytest.state import CONSOLE_SECTION, POOL
 
@@ -371,19 +371,6 @@ class Duts(Mapping[str, Node]):
         return [node.board.name for node in self._nodes.values() for role in node.roles if not role.stop()]
 
 
-def _console_mark(board: Board) -> int:
-    return board.console_log.stat().st_size if board.console_log.exists() else 0
-
-
-def _console_since(board: Board, mark: int) -> str:
-    if not board.console_log.exists():
-        return ""
-    with open(board.console_log, "rb") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(max(min(mark, size), size - SECTION_BYTES))
-        return fh.read().decode("utf-8", "replace").replace("\r", "")
-
-
 @pytest.fixture
 def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts]:
     """One booted board per role of @pytest.mark.roles, all on one tap segment (see the module
@@ -396,7 +383,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
     if worker := getattr(request.config, "workerinput", {}).get("workerid"):
         item.user_properties.append(("worker", worker))  # which xdist worker had the pairing's boards
     nodes: dict[str, Node] = {}
-    marks: dict[str, int] = {}
+    marks: dict[str, ConsoleMark] = {}
     for role, instance in zip(roles, names, strict=True):
         board = multi_pool.get(instance)
         if board.spec.console.reset == "soft" and not board.fresh:
@@ -407,7 +394,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
                 multi_pool.mark_stale(instance)
                 board = multi_pool.get(instance)
         board.fresh = False
-        marks[role] = _console_mark(board)
+        marks[role] = ConsoleMark.of(board)
         nodes[role] = Node(role, board)
         # each board's facts, under its role's name (the report's single-board "board" stays unset)
         item.user_properties.extend((f"{role}.{k}", v) for k, v in board_properties(board).items())
@@ -419,7 +406,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
         for role, node in nodes.items():
             if node.board.name in broken or not node.board.alive():
                 multi_pool.mark_stale(node.board.name)
-            text = _console_since(node.board, marks[role])
+            text = marks[role].text_since(node.board)
             if text:
                 item.add_report_section("call", CONSOLE_SECTION,
                                         f"--- {role}: {node.board.name} ---\n{printable(text)}\n")

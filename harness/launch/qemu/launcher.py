@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness import procs
 from harness.config.boards import BoardSpec, CanSpec, QemuLaunch, check_installed
-from harness.errors import BootError, InfrastructureError
+from harness.errors import BootError, InfrastructureError, one_line
 from harness.io.transport import SerialTransport, Transport
 from harness.launch.base import LaunchContext, Launcher, _pacing
 from harness.launch.qemu.cmdline import machine_args, machine_command
@@ -124,7 +124,7 @@ class QemuLauncher(Launcher):
                     # counted and reported (board facts -> JUnit boot_kind/boot_note), not just logged:
                     # a snapshot that keeps failing turns every start into a cold boot
                     self.snapshot_fallback = True
-                    self.boot_note = f"snapshot restore failed: {_short(str(exc))}; cold boot"
+                    self.boot_note = f"snapshot restore failed: {one_line(exc, 300)}; cold boot"
                     self.log(f"[{self.spec.name}] snapshot {self.snapshot.path.name} unusable ({exc}); "
                              "discarding it and booting cold")
                     self._kill()
@@ -275,8 +275,3 @@ def signal_name(number: int) -> str:
         return f"signal {number} ({signal.Signals(number).name})"
     except ValueError:
         return f"signal {number}"
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -46,15 +46,6 @@ def test_three(duts):
 """
 
 
-@pytest.fixture
-def targets(tmp_path, monkeypatch):
-    directory = tmp_path / "targets"
-    directory.mkdir()
-    monkeypatch.setenv("HIL_TARGETS", str(directory))
-    monkeypatch.delenv("HIL_BOARDS", raising=False)
-    return directory
-
-
 def collect(pytester, *args: str, tests: str = MULTI_TESTS):
     pytester.makepyfile(test_multi_case=tests)
     items, _ = pytester.inline_genitems(*QUIET, *args)

@@ -17,15 +17,6 @@ def config_with(boards: list[str]) -> SimpleNamespace:
     return SimpleNamespace(getoption={"board": boards}.__getitem__, stash=pytest.Stash())
 
 
-@pytest.fixture
-def targets(tmp_path, monkeypatch):
-    directory = tmp_path / "targets"
-    directory.mkdir()
-    monkeypatch.setenv("HIL_TARGETS", str(directory))
-    monkeypatch.delenv("HIL_BOARDS", raising=False)
-    return directory
-
-
 def test_board_option_wins_and_repeats_are_dropped_in_order(targets, monkeypatch):
     monkeypatch.setenv("HIL_BOARDS", "from_env")
     assert selected_boards(config_with(["b", "a", "b", "tag:x", "a"])) == ["b", "a", "tag:x"]
