@@ -164,16 +164,8 @@ class FdTransport(Transport):
     def read(self, size: int, timeout: float | None) -> bytes:
         if self.fd < 0:
             raise BoardDied(f"console {self.name} is closed")
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
-            return b""
-        try:
-            data = os.read(self.fd, size)
-        except OSError as exc:  # EIO: every slave fd closed
-            raise BoardDied(f"console {self.name} went away: {exc}") from None
-        if not data:
-            raise BoardDied(f"console {self.name} reached end of file")
-        return data
+        fd = self.fd
+        return _read_ready(fd, lambda n: os.read(fd, n), size, timeout, f"console {self.name}")  # EIO: no slave open
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -200,18 +192,7 @@ class _DirectIO:
         self.handle, self.recv, self.send = handle, recv, send
 
     def read(self, size: int, timeout: float | None, name: str) -> bytes:
-        ready, _, _ = select.select([self.handle], [], [], timeout)
-        if not ready:
-            return b""
-        try:
-            data = self.recv(size)
-        except BlockingIOError:
-            return b""
-        except OSError as exc:
-            raise BoardDied(f"serial port {name} went away: {exc}") from None
-        if not data:
-            raise BoardDied(f"serial port {name} went away: it reports data but reads none (closed)")
-        return data
+        return _read_ready(self.handle, self.recv, size, timeout, f"serial port {name}")
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -225,6 +206,24 @@ class _DirectIO:
 
 
 WRITE_STALL = 30.0  # seconds a console may refuse more bytes before it counts as gone
+
+
+def _read_ready(handle, recv: Callable[[int], bytes], size: int, timeout: float | None, who: str) -> bytes:
+    """Up to ``size`` bytes once ``handle`` is readable (b"" after ``timeout``): one select and one
+    read. A link that reports data but reads none, or fails to read (a pty with no other end: EIO),
+    has gone away: BoardDied naming ``who``."""
+    ready, _, _ = select.select([handle], [], [], timeout)
+    if not ready:
+        return b""
+    try:
+        data = recv(size)
+    except BlockingIOError:
+        return b""
+    except OSError as exc:
+        raise BoardDied(f"{who} went away: {exc}") from None
+    if not data:
+        raise BoardDied(f"{who} went away: it reports data but reads none (closed)")
+    return data
 
 
 def _direct_io(port) -> _DirectIO | None:
