@@ -63,17 +63,6 @@ class Transport(ABC):
             self._write(data[i : i + self.write_chunk])
             self._next_write = time.monotonic() + self.write_gap
 
-    def drain(self, quiet: float = 0.05, limit: float = 2.0) -> bytes:
-        """Read until the line has been quiet for ``quiet`` seconds (bounded by ``limit``)."""
-        out = bytearray()
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            chunk = self.read(4096, quiet)
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
-
 
 class PortError(InfrastructureError):
     """A serial port that would not open. The message is built here, once: ``problem`` (what is
