@@ -499,6 +499,17 @@ def backlog(port, depth):
     result((got, end))
 
 
+def listen_then_close(port, backlog):
+    """Listen; once the host has connected (barrier CLOSE), give the stack a second to queue the
+    connections, then close the listener without accepting any of them."""
+    srv = listener(port, backlog)
+    ready()
+    wait_host("CLOSE")
+    time.sleep(1)
+    srv.close()
+    result(None)
+
+
 def accepted(port):
     """accept_one, then say so: packet-level tests inject only into an accepted connection."""
     c, _ = accept_one(port)

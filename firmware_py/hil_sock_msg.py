@@ -9,6 +9,9 @@
 # - file_server(): a download server. send() may take only part of a buffer: it loops (twin:
 #   hil_sock_shortsend); it closes every connection it accepted (twin: hil_sock_noclose).
 # - udp_echo(): echoes datagrams whole, up to the largest IPv4 carries (twin: hil_sock_udptrunc).
+# - pool_at_limit(): a client that holds connections open and asks for sockets until the stack
+#   refuses one: the refusal is reported, the held connections keep working (twin: hil_sock_evict,
+#   which makes room by closing its oldest connection).
 #
 # Framings: "len": 2-byte big-endian length, then that many bytes; "line": bytes up to b"\n".
 # For every message the server replies one line "<index> <length> <crc32 as 8 hex digits>\n".
@@ -174,3 +177,55 @@ def udp_echo(port, count):
         print("GOT;")
     s.close()
     hil_sock.result(got)
+
+
+# --- a client pool at the socket limit ------------------------------------------------------------
+class Pool:
+    """Connections an app holds open to one service (a broker, a logger), and spare sockets."""
+
+    def __init__(self, host, port):
+        self.addr = socket.getaddrinfo(host, port)[0][-1]
+        self.held = []
+
+    def new_socket(self):
+        """A new socket, or OSError when the stack has none left (Linux: EMFILE at the fd limit;
+        lwIP: ENOMEM when MEMP_NUM_TCP_PCB are in use)."""
+        return socket.socket()
+
+    def connect(self):
+        c = self.new_socket()
+        c.settimeout(10)
+        c.connect(self.addr)
+        self.held.append(c)
+
+
+def echo_byte(c, i):
+    c.send(bytes([i]))
+    return hil_sock.recv_exact(c, 1)
+
+
+def pool_at_limit(host, port, conns):
+    """Hold `conns` connections to the host's echo, then open sockets until the stack refuses one
+    and ask once more. RESULT (spare sockets opened, errno of the refusal, the second attempt's
+    outcome, what each held connection echoes afterwards): a new socket at the limit must fail,
+    never take the place of an established connection."""
+    pool = Pool(host, port)
+    for _ in range(conns):
+        pool.connect()
+    spare, err = [], None
+    while True:
+        try:
+            spare.append(pool.new_socket())
+        except OSError as e:
+            err = e.errno
+            break
+    again = hil_sock.attempt(pool.new_socket)
+    if again[0] == "ok":
+        spare.append(again[1])
+        again = ("ok", None)
+    for s in spare:
+        s.close()
+    echoes = [hil_sock.attempt(lambda c=c, i=i: echo_byte(c, i)) for i, c in enumerate(pool.held)]
+    for c in pool.held:
+        c.close()
+    hil_sock.result((len(spare), err, again, echoes))

@@ -3,6 +3,7 @@
 // interrupt-driven console (so Ctrl-C stops running code and idle waits can sleep),
 // WFI idling, and the host's time and entropy read over semihosting at boot.
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "py/mphal.h"
@@ -318,6 +319,14 @@ struct tm *mbedtls_platform_gmtime_r(const mbedtls_time_t *tt, struct tm *tm_buf
     return tm_buf;
 }
 #endif
+
+// lwIP's LWIP_ASSERT (lwip_inc/arch/cc.h): name the broken invariant on the console and end the
+// run (QEMU exits with status 1: the harness reports a crash with this line in the console tail),
+// rather than carry on with a corrupted stack
+void hil_lwip_assert(const char *msg, const char *file, int line) {
+    mp_printf(&mp_plat_print, "\nlwIP assertion failed: %s (%s:%d)\n", msg, file, line);
+    exit(1);
+}
 
 // The port links without a C library (-nostdlib); lwIP's netif_find needs atoi.
 int atoi(const char *s) {

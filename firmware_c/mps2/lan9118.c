@@ -17,6 +17,9 @@
 #include "lwip/dhcp.h"
 #include "lwip/timeouts.h"
 #include "lwip/init.h"
+#include "lwip/memp.h"
+#include "lwip/stats.h"
+#include "lwip/priv/tcp_priv.h"
 #include "netif/ethernet.h"
 
 #include "hil_board.h"
@@ -365,6 +368,50 @@ static mp_obj_t network_lan_ipconfig(size_t n_args, const mp_obj_t *args, mp_map
 }
 static MP_DEFINE_CONST_FUN_OBJ_KW(network_lan_ipconfig_obj, 1, network_lan_ipconfig);
 
+// --- lwIP's own accounting, for tests that must name the pool that ran out -----------------------
+// memp pool names in memp_t order (lwIP keeps them only in debug builds)
+static const char *const pool_names[] = {
+    #define LWIP_MEMPOOL(name, num, size, desc) #name,
+    #include "lwip/priv/memp_std.h"
+};
+
+// {pool: (used, max, avail, err)} for every memp pool, plus 'MEM' for the MEM_SIZE heap
+static mp_obj_t lwip_pool_stats(void) {
+    mp_obj_t d = mp_obj_new_dict(MEMP_MAX + 1);
+    for (size_t i = 0; i < MEMP_MAX; i++) {
+        const struct stats_mem *m = lwip_stats.memp[i];
+        mp_obj_t t[4] = { MP_OBJ_NEW_SMALL_INT(m->used), MP_OBJ_NEW_SMALL_INT(m->max),
+                          MP_OBJ_NEW_SMALL_INT(m->avail), mp_obj_new_int_from_uint(m->err) };
+        mp_obj_dict_store(d, mp_obj_new_str_from_cstr(pool_names[i]), mp_obj_new_tuple(4, t));
+    }
+    const struct stats_mem *m = &lwip_stats.mem;
+    mp_obj_t t[4] = { MP_OBJ_NEW_SMALL_INT(m->used), MP_OBJ_NEW_SMALL_INT(m->max),
+                      MP_OBJ_NEW_SMALL_INT(m->avail), mp_obj_new_int_from_uint(m->err) };
+    mp_obj_dict_store(d, MP_OBJ_NEW_QSTR(MP_QSTR_MEM), mp_obj_new_tuple(4, t));
+    return d;
+}
+
+// TCP PCBs per state, indexed by lwIP's enum tcp_state (CLOSED, LISTEN, SYN_SENT, SYN_RCVD,
+// ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT): which
+// connections hold the pool when socket() says ENOMEM
+static mp_obj_t lwip_tcp_states(void) {
+    mp_obj_t counts[TIME_WAIT + 1];
+    int n[TIME_WAIT + 1] = { 0 };
+    struct tcp_pcb *lists[] = { tcp_bound_pcbs, tcp_active_pcbs, tcp_tw_pcbs };
+    for (size_t i = 0; i < MP_ARRAY_SIZE(lists); i++) {
+        for (struct tcp_pcb *pcb = lists[i]; pcb != NULL; pcb = pcb->next) {
+            n[pcb->state]++;
+        }
+    }
+    for (struct tcp_pcb_listen *pcb = tcp_listen_pcbs.listen_pcbs; pcb != NULL; pcb = pcb->next) {
+        n[LISTEN]++;
+    }
+    for (int i = 0; i <= TIME_WAIT; i++) {
+        counts[i] = MP_OBJ_NEW_SMALL_INT(n[i]);
+    }
+    return mp_obj_new_tuple(TIME_WAIT + 1, counts);
+}
+
 static mp_obj_t network_lan_status(size_t n_args, const mp_obj_t *args) {
     if (n_args == 1) {
         return MP_OBJ_NEW_SMALL_INT(lan_status());
@@ -380,6 +427,10 @@ static mp_obj_t network_lan_status(size_t n_args, const mp_obj_t *args) {
             return mp_obj_new_int_from_uint(eth.rx_errors);
         case MP_QSTR_irqs:
             return mp_obj_new_int_from_uint(eth.irqs);
+        case MP_QSTR_pools:
+            return lwip_pool_stats();
+        case MP_QSTR_tcp_states:
+            return lwip_tcp_states();
         default:
             mp_raise_ValueError(MP_ERROR_TEXT("unknown status param"));
     }

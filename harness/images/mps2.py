@@ -92,6 +92,7 @@ def net_source_tree(ctx: BuildContext, versions: dict[str, str], options: dict) 
                 shutil.copytree(trees[lib], tree / "lib" / lib, symlinks=True)
             _apply_patch(tree, tree / DEBIAN_SYSTEM_MBEDTLS_PATCH, log_file, reverse=True)
             _apply_patch(tree, firmware_c / "qemu-port.patch", log_file)
+            _apply_patch(tree, firmware_c / "modlwip.patch", log_file)  # two lifetime bugs in modlwip
             shutil.copytree(firmware_c, tree / "ports" / "qemu" / "boards" / NET_BOARD,
                             ignore=shutil.ignore_patterns("*.patch", "README.md"))
         ctx.log(f"mps2: assembled the network source tree in {elapsed(start)}")

@@ -8,7 +8,7 @@ import errno as host_errno
 from types import SimpleNamespace
 
 import pytest
-from peerlib import Peer
+from peerlib import Peer, lwip_pool_note
 
 from harness.pytest import twins
 
@@ -43,3 +43,19 @@ def errno(dut) -> SimpleNamespace:
         dut._errno_by_name = board
     names = {n: getattr(host_errno, n) for n in dir(host_errno) if n.isupper()}
     return SimpleNamespace(**(names | board))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A case that fails with ENOMEM names the lwIP pool that ran out (firmware_c/mps2 reports its
+    pools), so "out of lwIP buffers" reads as the cause, not as a bare errno."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed or call.excinfo is None:
+        return
+    if "ENOMEM" not in str(call.excinfo.value):
+        return
+    dut = item.funcargs.get("dut")
+    note = lwip_pool_note(dut) if dut is not None else None
+    if note:
+        rep.longrepr = f"{rep.longrepr}\n{note}"

@@ -58,6 +58,27 @@ def recv_all(sock: socket.socket) -> bytes:
     return bytes(out)
 
 
+# lwIP's memp pools and heap as the mps2 firmware reports them (firmware_c/mps2/lan9118.c):
+# {name: (used, max, avail, refused)}; boards without it (Linux's stack) raise and get no note
+POOLS_CALL = "__import__('network').LAN().status('pools')"
+
+
+def lwip_pool_note(dut) -> str | None:
+    """Which lwIP pools are full or have refused an allocation since boot, in one line, for a test
+    that failed with ENOMEM: the cause named, not just the errno. None where the board has no
+    lwIP accounting (or cannot be asked)."""
+    try:
+        pools = dut.eval(POOLS_CALL, timeout=10)
+    except Exception:  # no lwIP, or a board that is gone: the failure stands as it is
+        return None
+    hit = [
+        f"{name} ({used} of {avail} in use{', FULL' if used >= avail else ''}, {refused} refused since boot)"
+        for name, (used, _max, avail, refused) in sorted(pools.items())
+        if refused or used >= avail
+    ]
+    return "lwIP pools out of room: " + "; ".join(hit) if hit else "lwIP pools: none full, none refused"
+
+
 class Role:
     """A firmware_py role running on the board (see the module docstring)."""
 

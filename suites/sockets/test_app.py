@@ -143,3 +143,26 @@ def test_udp_echo_of_the_largest_ipv4_datagram_and_one_past_is_emsgsize(peer, er
         "r = hil_sock.attempt(lambda: s.sendto(bytes(65508), a))\ns.close()\nhil_sock.result(r)"
     ).result()
     assert over == ("err", errno.EMSGSIZE)
+
+
+POOL = 8  # connections the app holds while it asks for sockets up to the stack's limit
+
+
+def test_new_socket_at_the_limit_fails_and_held_connections_live_on(peer, errno):
+    """The app holds 8 connections to the host's echo, opens sockets until the stack refuses one
+    (Linux: EMFILE at the fd limit; lwIP: its TCP PCB pool) and asks once more: both refusals are
+    the same error, and then each held connection still echoes. Neither the stack nor the app may
+    make room by closing an established connection (tcp_alloc's reclaiming stops at TIME-WAIT,
+    LAST-ACK and CLOSING PCBs and lower priorities)."""
+    echo = peer.echo_server()
+    role = peer.start(f"pool_at_limit({peer.host_ip!r}, {echo.port}, {POOL})", module=peer.app)
+    spare, err, again, echoes = role.result(timeout=120)
+    names = {v: k for k, v in vars(errno).items() if k.startswith("E")}
+    assert err is not None, "the stack never refused a socket"
+    assert again == ("err", err), f"at the limit ({names.get(err, err)}) a second socket() gave {again}"
+    dead = [i for i, out in enumerate(echoes) if out != ("ok", bytes([i]))]
+    assert not dead, (
+        f"after {spare} spare sockets and {names.get(err, err)} at the limit, held connections "
+        f"{dead} of {POOL} no longer echo: {[echoes[i] for i in dead]}"
+    )
+    assert len(echoes) == POOL and echo.accepted == POOL

@@ -293,6 +293,28 @@ def test_socket_limit_is_reported_as_emfile(peer, errno):
     assert err1 == errno.EMFILE
 
 
+def test_closing_a_listener_releases_its_unaccepted_connections(peer):
+    """Three connections wait in the accept queue when the board closes its listener: each ends on
+    the host (EOF or a reset) and the board can open as many sockets as before. A connection left
+    behind holds a file descriptor or a TCP PCB for good (MicroPython 1.25's modlwip leaked one per
+    close with two or more queued: firmware_c/mps2/modlwip.patch)."""
+    before = peer.eval("room()", timeout=120)
+    role = peer.start(f"listen_then_close({peer.port()}, 4)", ready=True)
+    conns = [peer.connect(peer.port(), timeout=5) for _ in range(3)]
+    role.signal("CLOSE")
+    role.result()
+    for i, conn in enumerate(conns):
+        try:
+            rest = conn.recv(1)
+        except ConnectionResetError:
+            rest = b""
+        except TimeoutError:
+            pytest.fail(f"queued connection {i + 1} of 3 still open 5 s after the board closed its listener")
+        assert rest == b""
+    after = peer.eval("room()", timeout=120)
+    assert after >= before, f"{before - after} sockets fewer can be opened after closing the listener"
+
+
 def test_listen_backlog_limits_the_accept_queue(peer, errno):
     """listen(2) without accepting: Linux queues backlog + 1 = 3 connections and drops further
     SYNs. The board then accepts exactly those, in connection order."""

@@ -1,12 +1,17 @@
 """mps2_an385 as a network board (lwIP + mbedTLS over QEMU's LAN9118): the interface comes up by
 itself, traffic flows both ways on user and tap links, the MAC comes from the target file, the host
 gives entropy and time, an idle board sleeps, Ctrl-C stops running code, and a link that stays
-down or a DHCP server that never answers is reported with its cause, never as a hang."""
+down, a DHCP server that never answers or lwIP running out of its buffers is reported with its
+cause, never as a hang."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -106,3 +111,47 @@ def test_no_dhcp_lease_is_named(no_leftovers, tmp_path):
     # no DHCP server on the harness's tap segment
     with boot("mps2_an385_tap", tmp_path) as board, pytest.raises(OSError, match="no DHCP lease"):
         board.exec("import network, hil_net\nnetwork.LAN().active(False)\nhil_net.up(timeout_ms=1500)")
+
+
+def _sockets_peerlib():
+    """suites/sockets/peerlib.py: the suite's pool note, as the suite's conftest uses it."""
+    spec = importlib.util.spec_from_file_location("sockets_peerlib", REPO / "suites" / "sockets" / "peerlib.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_running_out_of_lwip_pools_is_named_and_the_board_recovers(no_leftovers, tmp_path):
+    note = _sockets_peerlib().lwip_pool_note
+    with boot("mps2_an385", tmp_path) as board:
+        assert note(board) == "lwIP pools: none full, none refused"
+        # every TCP PCB taken: socket() says ENOMEM, and the note says which pool
+        n, err = board.exec("import hil_sock\nkeep, err = hil_sock.fill()\nprint(len(keep), err)").split()
+        assert err == "12"  # ENOMEM
+        assert f"TCP_PCB ({n} of {n} in use, FULL, " in note(board)
+        # closed again, the board carries on: the pool is no longer full and traffic flows
+        board.exec("for s in keep:\n    s.close()\nkeep = None")
+        assert "FULL" not in note(board)
+        assert echo_through(board, b"after the pools ran out") == b"after the pools ran out"
+
+
+def test_enomem_in_a_socket_case_fails_naming_the_lwip_pool(no_leftovers, tmp_path):
+    """The sockets suite's conftest turns a board's ENOMEM into a test failure that names the pool."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in ("conftest.py", "peerlib.py"):
+        (suite / name).write_text((REPO / "suites" / "sockets" / name).read_text())
+    (suite / "test_exhaust.py").write_text(
+        "def test_many_sockets(dut):\n    dut.exec('import socket\\nkeep = [socket.socket() for _ in range(100)]')\n"
+    )
+    junit = tmp_path / "junit.xml"
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    cmd = [sys.executable, "-m", "pytest", str(suite), "--board", "mps2_an385", "-p", "no:cacheprovider", "-q",
+           f"--junitxml={junit}", f"--hil-logs={tmp_path / 'logs'}"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert junit.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    (case,) = list(ET.parse(junit).iter("testcase"))
+    failures = [child for child in case if child.tag == "failure"]
+    assert failures, proc.stdout[-3000:]  # a test failure, not an error
+    assert "ENOMEM" in failures[0].text
+    assert "lwIP pools out of room: TCP_PCB (40 of 40 in use, FULL" in failures[0].text

@@ -17,11 +17,19 @@
 #define TCP_WND                         (6 * TCP_MSS)
 #define TCP_SND_BUF                     (8 * TCP_MSS)
 #define MEMP_NUM_TCP_SEG                (64)
-#define MEMP_NUM_TCP_PCB                (40)  // concurrent TCP sockets: the suite holds 32 at once
+// Concurrent TCP sockets: the suites hold up to 32 at once. Closed connections then sit in
+// TIME-WAIT (2 x TCP_MSL = 2 min) and fill the rest of the pool within a suite run; tcp_alloc()
+// reclaims the oldest of those on demand, never an established connection, so 40 is enough
+// (suites/sockets test_new_socket_at_the_limit_fails_and_held_connections_live_on).
+#define MEMP_NUM_TCP_PCB                (40)
 #define MEMP_NUM_TCP_PCB_LISTEN         (8)
 #define PBUF_POOL_SIZE                  (32)
 
 #include "extmod/lwip-include/lwipopts_common.h"
+
+// Pool accounting (memp used/max/err) so network.LAN().status('pools') can say which pool ran out
+#undef LWIP_STATS
+#define LWIP_STATS                      1
 
 extern uint32_t hil_random_u32(void);
 
