@@ -17,7 +17,7 @@ BOARDS ?= mps2_an385 microbit native qemu_x86
 unexport PYTHONDONTWRITEBYTECODE
 OUT ?= hil-out
 
-.PHONY: setup apt venv images run tap multi test unit integration smoke mptests lint bench clean recordings
+.PHONY: setup apt venv images run tap multi test unit integration smoke mptests mpmulti lint bench clean recordings
 
 setup: apt venv
 
@@ -55,8 +55,10 @@ unit: venv
 integration: images
 	$(BIN)/pytest tests/integration -q -p no:cacheprovider -n 2
 
-# The main job: every suite (smoke, sockets, can, tls) on every default board; capability-bound
-# cases skip with a reason. Writes $(OUT)/junit.xml and $(OUT)/report.html, prints the verdicts.
+# The main job: every suite (smoke, sockets, can, tls, multi) on every default board; capability-bound
+# cases skip with a reason. suites/multi runs on every pairing of the network boards (mps2_an385,
+# qemu_x86: pairing instances of their own on a tap segment); native and microbit pairings skip.
+# Writes $(OUT)/junit.xml and $(OUT)/report.html, prints the verdicts.
 run: images
 	$(BIN)/hil run --out $(OUT) $(addprefix --board ,$(BOARDS)) -q
 
@@ -64,7 +66,8 @@ run: images
 tap: images
 	$(BIN)/hil run --out $(OUT)/tap --board qemu_x86_tap --board mps2_an385_tap --suite suites/sockets -q
 
-# Multi-board suite: every pairing of the tap boards (both ways and each with itself) on one segment.
+# Multi-board suite alone (make run has it on the default boards), here on the tap targets'
+# pairings (both ways and each with itself) with -n 2.
 multi: images
 	$(BIN)/hil run --out $(OUT)/multi --board mps2_an385_tap --board qemu_x86_tap --suite suites/multi -n 2 -q
 
@@ -84,7 +87,13 @@ mptests: images
 	$(BIN)/hil run --out $(OUT)/mptests $(addprefix --board ,$(MP_BOARDS)) --suite suites/micropython -n 2 -q \
 	  --mp-tests=$(MP_TESTS)
 
-test: setup lint unit images integration run tap multi
+# MicroPython's multi-board tests (tests/multi_net, run-multitests.py's protocol) on every pairing
+# of the tap boards: instance0 on the first board, instance1 on the second.
+MPMULTI_BOARDS ?= mps2_an385_tap qemu_x86_tap
+mpmulti: images
+	$(BIN)/hil run --out $(OUT)/mpmulti $(addprefix --board ,$(MPMULTI_BOARDS)) --suite suites/micropython_multi -n 2 -q
+
+test: setup lint unit images integration run tap
 
 bench: images
 	$(BIN)/python bench/bench_boot_exec.py

@@ -23,6 +23,23 @@ def read(name):
         return f.read()
 
 
+def writer(name):
+    # A file the host fills in pieces, one exec each (a 10 KB heap holds no 4 KB literal): write, close.
+    return open(name, "wb")
+
+
+def check(name, piece=256):
+    # (length, CRC-32) of a file, read in pieces (it need not fit the heap)
+    n, crc = 0, 0
+    with open(name, "rb") as f:
+        while True:
+            data = f.read(piece)
+            if not data:
+                return n, crc
+            n += len(data)
+            crc = crc32(data, crc)
+
+
 def roundtrip(name, data):
     write(name, data)
     back = read(name)

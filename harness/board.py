@@ -21,6 +21,7 @@ from harness.config.boards import BoardSpec
 from harness.errors import BoardCrashed, BoardDied, BootError, ConfigError, ConsoleTimeout, InfrastructureError
 from harness.images import BuildContext, Image, build_image
 from harness.io.console import Console
+from harness.io.recording import RecordingTransport
 from harness.io.repl import (
     FRIENDLY_PROMPT,
     INTERRUPT_WAIT,
@@ -30,12 +31,16 @@ from harness.io.repl import (
     RawRepl,
     RunningCode,
     Unresponsive,
+    client_settings,
 )
 from harness.launch import Launcher, make_launcher
 from harness.net.boardnet import BoardNet
 from harness.paths import resource
+from harness.report.journal import Journal
 
 if TYPE_CHECKING:  # python-can costs every process 0.2 s to import; only CAN boards need it
+    import can
+
     from harness.net.canlink import SlcanLink
 
 
@@ -113,6 +118,10 @@ class Board:
         self.repl: RawRepl | None = None
         self.facts = BoardFacts()
         self.fresh = False
+        # console bytes both ways and harness events, timestamped and bounded: a failing test's
+        # slice of it is its evidence timeline (harness/pytest/evidence.py); kept across restarts
+        self.journal = Journal()
+        self.console_opened_at = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------------
     def build(self) -> Image:
@@ -137,8 +146,15 @@ class Board:
         )
         self.fresh = True  # interpreter untouched since boot: the first test needs no reset
         started = time.monotonic()
+        self.journal.event(f"boot {self.name}: starting")
         try:
-            transport = self.launcher.start()
+            transport = RecordingTransport(self.launcher.start(), journal=self.journal)
+            # wall time the launcher handed over a running machine: a cold-booted QEMU's virtual clock
+            # (its pcap timestamps) started just before this (harness/pytest/evidence.py capture_clock)
+            self.console_opened_at = time.time()
+            self.journal.event(f"console {transport.name} open")
+            if self.launcher.can is not None:
+                self.launcher.can.journal = self.journal  # frames on its CAN link: onto the same timeline
             self.console = Console(
                 transport, self.console_log, timeout=self.spec.console.exec_timeout, crash=self.spec.console.crash
             )
@@ -146,7 +162,7 @@ class Board:
                 self.console.on_quiet = self._probe_cpu
             self.console.note(f"boot {self.name}")
             self.repl = RawRepl(
-                self.console, raw_paste=self.spec.console.raw_paste, exec_timeout=self.spec.console.exec_timeout,
+                self.console, **client_settings(self.spec.console),
                 # a board we can restart is restarted when Ctrl-C is not answered at once; a bench
                 # device cannot be, so it gets longer before it is called unresponsive
                 interrupt_wait=INTERRUPT_WAIT_RESETTABLE if self.launcher.can_hard_reset else INTERRUPT_WAIT,
@@ -156,6 +172,8 @@ class Board:
             self._enter_raw_with_banner()
             self.facts.boot_seconds = time.monotonic() - started
             self._note_boot_kind(self.launcher)
+            self.journal.event(f"boot {self.name}: at the prompt after {self.facts.boot_seconds:.3f} s "
+                               f"({self.facts.boot_kind}{', ' + self.facts.boot_note if self.facts.boot_note else ''})")
             if self.spec.snapshot.enabled and self.spec.snapshot.set_clock:
                 # a restored guest wakes with the clock of the moment it was saved (and a cold
                 # one starts from the RTC's whole second): TLS validity checks need the real time
@@ -163,7 +181,8 @@ class Board:
             self._collect_facts()
             if self.launcher.net and self.spec.network.configure == "repl":
                 self._configure_network(self.launcher.net)
-        except BaseException:
+        except BaseException as exc:
+            self.journal.event(f"boot {self.name}: failed: {type(exc).__name__}: {str(exc)[:300]}")
             self.stop()
             raise
         return self
@@ -178,6 +197,7 @@ class Board:
 
     def restart(self) -> None:
         """Hard reset: stop the emulator/process and boot again (QEMU and process boards only)."""
+        self.journal.event(f"restart {self.name} (hard reset)")
         self._shutdown()
         self.start()
 
@@ -246,6 +266,8 @@ class Board:
         self.facts.heap_bytes = heap
 
     def _shutdown(self) -> None:
+        if self.console or self.launcher:
+            self.journal.event(f"stop {self.name}")
         if self.console:
             self.console.note(f"stop {self.name}")
             self.console.close()
@@ -320,6 +342,8 @@ class Board:
         return self._guard(lambda: self._repl().spawn(code))
 
     def console_note(self, text: str) -> None:
+        """A harness marker: into the console log and onto the evidence timeline."""
+        self.journal.event(text)
         if self.console:
             self.console.note(text)
 
@@ -334,6 +358,7 @@ class Board:
         return ast.literal_eval(self._repl().exec(code, timeout).strip().splitlines()[-1])
 
     def soft_reset(self) -> None:
+        self.journal.event(f"soft reset {self.name}")
         self._guard(lambda: self._repl().soft_reset(self.spec.console.boot_timeout))
 
     def alive(self) -> bool:
@@ -352,6 +377,32 @@ class Board:
         if not self.launcher or not self.launcher.can:
             raise InfrastructureError(f"{self.name}: board has no CAN link (see [can] in {self.spec.path})")
         return self.launcher.can
+
+    def host_can_bus(self) -> can.BusABC:
+        """The host's end of the board's CAN bus (the caller shuts it down): a QEMU board's CAN link,
+        or a bench device's python-can interface from its spec (a target's [can] or a lab device's
+        ``can = { interface = ..., channel = ... }``). Its frames go onto the board's journal."""
+        import can
+
+        from harness.net.canlog import RecordingBus
+
+        if self.launcher is not None and self.launcher.can is not None:
+            return self.can_link.bus(sleep_after_open=0)  # python-can's default sleeps 2 s
+        spec = self.spec.can
+        if spec.link != "python_can":
+            raise InfrastructureError(
+                f"{self.name}: has capability 'can' but no CAN link: add [can] to its target file "
+                "or can = { interface = ..., channel = ... } to its lab device"
+            )
+        kwargs: dict = {"interface": spec.interface, "channel": spec.channel}
+        if spec.bitrate:
+            kwargs["bitrate"] = spec.bitrate
+        if spec.interface == "slcan":
+            kwargs["sleep_after_open"] = 0
+        try:
+            return RecordingBus(can.Bus(**kwargs), self.journal)
+        except (can.CanError, OSError, ValueError) as exc:
+            raise InfrastructureError(f"{self.name}: cannot open CAN bus {kwargs}: {exc}") from None
 
     def _repl(self) -> RawRepl:
         if self.repl is None:

@@ -32,14 +32,14 @@ def record(
     each step gave (a test vector for the REPL client)."""
     from harness.board import Board
     from harness.io.recording import DEFAULT_SESSION, RecordingTransport, record_session
-    from harness.io.repl import RawRepl
+    from harness.io.repl import RawRepl, client_settings
 
     spec = find_board(board)
     with Board(spec, log=lambda m: err.print(m, highlight=False)) as b:
         assert b.console and b.repl
         b.repl.exit_raw()
         b.console.flush_input()
-        settings = {"raw_paste": spec.console.raw_paste, "exec_timeout": spec.console.exec_timeout}
+        settings = client_settings(spec.console)
         # the board's write pacing changes what the client sends (see RawRepl.send_code): kept too
         pacing = {"write_chunk": spec.console.write_chunk, "write_gap_ms": spec.console.write_gap_ms}
         recorder = RecordingTransport(b.console.transport, out, board=spec.name, header=settings | pacing)

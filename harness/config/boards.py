@@ -137,6 +137,12 @@ class ConsoleSpec:
     boot_timeout: float = 20.0
     exec_timeout: float = 10.0
     raw_paste: bool = True  # try raw-paste mode (flow controlled) before plain raw REPL
+    # Flow control from the board's side, for a firmware without raw-paste whose UART drops what its
+    # receive buffer cannot hold: code of up to rx_buffer bytes goes at once, longer code through the
+    # firmware_py module ack_module (hil_paste.py), which says \x01 each ack_every bytes it has taken.
+    rx_buffer: int = 0  # bytes the board's UART receive buffer holds; 0 = not bounded (flow controlled)
+    ack_module: str = ""
+    ack_every: int = 0
     reset: ResetKind = "soft"  # soft (Ctrl-D) | none: what happens between tests
     # Crash signatures (regexes, multiline): one on the console while code runs, or in the launcher's
     # account of a board that went away meanwhile, fails the test at once as BoardCrashed with the dump.
@@ -348,6 +354,10 @@ def check_board(spec: BoardSpec, where: str) -> None:
             raise ConfigError(f"{where}: key 'console.{key}' must be > 0 seconds")
     if spec.console.write_chunk < 0 or spec.console.write_gap_ms < 0:
         raise ConfigError(f"{where}: keys 'console.write_chunk' and 'console.write_gap_ms' must be >= 0")
+    c = spec.console
+    if c.ack_module and not (c.rx_buffer > 0 and 0 < c.ack_every <= c.rx_buffer):
+        raise ConfigError(f"{where}: key 'console.ack_module' needs 'console.rx_buffer' > 0 and "
+                          f"'console.ack_every' between 1 and rx_buffer (got {c.rx_buffer} and {c.ack_every})")
     for key, patterns in (("crash", spec.console.crash), ("crash_cpu", [spec.console.crash_cpu])):
         for pattern in patterns:
             try:

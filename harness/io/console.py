@@ -195,10 +195,14 @@ class Console(SpawnBase):
         self._bound_before()
         return data
 
-    def send(self, data: bytes | str) -> int:
+    def send(self, data: bytes | str, paced: bool = True) -> int:
+        """``paced=False``: bytes the board has room for (see Transport.write_unpaced)."""
         if isinstance(data, str):
             data = data.encode()
-        self.transport.write(data)
+        if paced:
+            self.transport.write(data)
+        else:
+            self.transport.write_unpaced(data)
         return len(data)
 
     def expect_list(self, pattern_list, timeout=-1, searchwindowsize=-1, async_=False, **kw):

@@ -14,7 +14,9 @@ writes them: enter_raw, exec with its output or the board's exception, soft_rese
 is also a test vector: replay the steps through the REPL client, expect the same results.
 
 ``RecordingTransport`` wraps any transport and writes such a file as the session goes (flushed
-per chunk: a crash or a hung board still leaves everything up to it). ``ReplayTransport`` (port
+per chunk: a crash or a hung board still leaves everything up to it), and/or appends each chunk, at
+its wall-clock time, to an in-memory Journal (harness/report/journal.py: bounded): every board's
+console goes through one, so a failing test's console bytes both ways land on its timeline. ``ReplayTransport`` (port
 ``replay:FILE``) plays a recording back as a board: the host's writes must be the recorded ones,
 byte for byte, however they are chunked; after each, the board's recorded answer becomes
 readable. A host that says something else fails at once with the offset and both texts, so a
@@ -35,6 +37,7 @@ from harness.errors import BoardDied, ConfigError, InfrastructureError
 from harness.io.opener import register
 from harness.io.repl import BoardException, RawRepl
 from harness.io.transport import Transport
+from harness.report.journal import BOARD_TO_HOST, HOST_TO_BOARD, Journal
 
 FORMAT = 1
 Direction = Literal["in", "out"]
@@ -69,19 +72,39 @@ class ReplayMismatch(InfrastructureError):
 
 
 class RecordingTransport(Transport):
-    """``inner`` as it is, with every chunk both ways appended to ``path``."""
+    """``inner`` as it is, with every chunk both ways appended to ``path`` (a recording file) and/or
+    to ``journal`` (in memory, wall-clock times; link events go into it too)."""
 
-    def __init__(self, inner: Transport, path: Path, board: str = "", header: dict | None = None) -> None:
+    def __init__(self, inner: Transport, path: Path | None = None, board: str = "", header: dict | None = None,
+                 journal: Journal | None = None) -> None:  # fmt: skip
         super().__init__()  # pacing stays the inner transport's: writes go through its write()
-        self.write_chunk = inner.write_chunk  # but the client asks whether the line is paced
-        self.inner, self.path, self.name = inner, Path(path), inner.name
+        for key in vars(self).keys() - {"events", "on_event", "_next_write"}:
+            setattr(self, key, getattr(inner, key))  # but the client reads its settings (is the line paced?)
+        self.inner, self.name, self.journal = inner, inner.name, journal
+        self.path = Path(path) if path is not None else None
         self.events = inner.events  # one list: the inner transport reports its link events into it
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: IO[str] | None = self.path.open("w", encoding="utf-8")
+        self._file: IO[str] | None = None
         self._start = time.monotonic()
-        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._line({"hil-recording": FORMAT, "board": board, "port": inner.name, "created": created} | (header or {}))
-        inner.on_event = lambda text: self.on_event(text) if self.on_event else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("w", encoding="utf-8")
+            created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._line({"hil-recording": FORMAT, "board": board, "port": inner.name, "created": created}
+                       | (header or {}))  # fmt: skip
+        inner.on_event = self._link_event
+
+    def __getattr__(self, name: str):
+        """What the wrapper lacks is the inner transport's (its port, its own pacing state)."""
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def _link_event(self, text: str) -> None:
+        if self.journal is not None:
+            self.journal.event(f"link: {text}")
+        if self.on_event:
+            self.on_event(text)
 
     def _line(self, record: dict) -> None:
         if self._file is not None:
@@ -93,8 +116,11 @@ class RecordingTransport(Transport):
         self._line({"step": step.op, "code": step.code, "out": step.out, "error": step.error})
 
     def _chunk(self, direction: Direction, data: bytes) -> None:
-        t = round(time.monotonic() - self._start, 6)
-        self._line({"t": t, "dir": direction, "data": data.decode("latin-1")})
+        if self.journal is not None:
+            self.journal.add(BOARD_TO_HOST if direction == "in" else HOST_TO_BOARD, bytes(data))
+        if self._file is not None:
+            t = round(time.monotonic() - self._start, 6)
+            self._line({"t": t, "dir": direction, "data": data.decode("latin-1")})
 
     def read(self, size: int, timeout: float | None) -> bytes:
         data = self.inner.read(size, timeout)
@@ -105,6 +131,10 @@ class RecordingTransport(Transport):
     def write(self, data: bytes) -> None:
         self._chunk("out", data)
         self.inner.write(data)
+
+    def write_unpaced(self, data: bytes) -> None:
+        self._chunk("out", data)
+        self.inner.write_unpaced(data)
 
     def _write(self, data: bytes) -> None:  # write() above is the way in; kept for the interface
         self.write(data)

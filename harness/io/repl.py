@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import pexpect
 
+from harness.config.boards import ConsoleSpec
 from harness.errors import ConsoleTimeout
 from harness.io.console import Console, printed_text
 
@@ -145,14 +146,22 @@ def parse_board_exception(stderr: str) -> BoardException:
     return exc
 
 
+def client_settings(console: ConsoleSpec) -> dict:
+    """What RawRepl takes from a target's [console]: how it sends code (a recording keeps them)."""
+    keys = ("raw_paste", "exec_timeout", "rx_buffer", "ack_module", "ack_every")
+    return {key: getattr(console, key) for key in keys}
+
+
 class RawRepl:
     def __init__(
         self, console: Console, *, raw_paste: bool = True, exec_timeout: float = 10.0,
-        interrupt_wait: float = INTERRUPT_WAIT,
+        interrupt_wait: float = INTERRUPT_WAIT, rx_buffer: int = 0, ack_module: str = "", ack_every: int = 0,
     ) -> None:  # fmt: skip
         self.console = console
         self.use_raw_paste: bool | None = None if raw_paste else False  # None: not probed yet
         self.paste_window = 0  # the board's raw-paste window, once probed
+        # a board without raw-paste whose UART drops what its buffer cannot hold (ConsoleSpec.rx_buffer)
+        self.rx_buffer, self.ack_module, self.ack_every = rx_buffer, ack_module, ack_every
         self.exec_timeout = exec_timeout
         self.interrupt_wait = interrupt_wait  # past a timeout: how long Ctrl-C may take to stop the code
         self.in_raw = False
@@ -204,10 +213,64 @@ class RawRepl:
         # unpaced either way, and plain mode saves the paste request's round trip (a third of a
         # short exec). Longer code, and the first exec (it learns the window), use raw paste.
         fits = self.use_raw_paste and len(code) < self.paste_window
-        if not (self.use_raw_paste is not False and not fits and self._try_raw_paste(code)):
+        if self.use_raw_paste is not False and not fits and self._try_raw_paste(code):
+            pass
+        elif self.rx_buffer and len(code) + 1 <= self.rx_buffer:  # the board's buffer holds it all
+            self.console.send(code + b"\x04", paced=False)
+            self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
+        elif self.ack_module and self._send_acked(code):
+            pass
+        else:
             self.console.send(code + b"\x04")
             self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
         self.console.watch_crashes()  # the code runs from here
+
+    def _send_acked(self, code: bytes) -> bool:
+        """Code longer than the board's receive buffer, on a board without raw-paste: a short line
+        (it fits the buffer) starts the board's receiver (ack_module.take), which runs the code once
+        it has it all and says \x01 each ack_every bytes it has taken out of the buffer. The host
+        keeps at most rx_buffer bytes unacknowledged: the buffer cannot overflow, however late the
+        board gets to them. The code runs through exec() (one more frame in its tracebacks).
+        False when the board lacks the module (an image without it): paced writes from then on."""
+        console, every = self.console, self.ack_every
+        start = f"exec(__import__({self.ack_module!r}).take({len(code)},{every}))".encode()
+        if len(start) + 1 > self.rx_buffer:
+            raise ConsoleTimeout(f"{console.transport.name}: console.rx_buffer {self.rx_buffer} cannot hold {start!r}")
+        console.send(start + b"\x04", paced=False)
+        console.expect_bytes(b"OK", 5.0, "'OK' after starting the receiver")
+        acked, sent = 0, 0
+        while acked < len(code):
+            room = min(len(code), acked + self.rx_buffer) - sent
+            if room > 0:
+                console.send(code[sent : sent + room], paced=False)
+                sent += room
+            try:  # an acknowledgement, or the receiver's own end (\x04: it failed, e.g. no such module)
+                index = console.expect_exact([b"\x01", b"\x04"], timeout=5.0)
+            except pexpect.TIMEOUT:
+                raise ConsoleTimeout(
+                    f"{console.transport.name}: board stopped acknowledging code at byte {acked} of {len(code)} "
+                    f"({self.ack_module}.take); console tail: {console.tail(200)!r}"
+                ) from None
+            if index == 1:  # e.g. MemoryError: the board cannot hold the code, as in plain raw REPL
+                printed = console.before
+                err = console.expect_bytes(b"\x04", 5.0, "end of error output")
+                console.expect_bytes(b">", 5.0, "raw REPL prompt")
+                self.in_raw = False  # the code's last bytes reach the raw prompt: entering raw mode clears them
+                exc = parse_board_exception(err.decode("utf-8", "replace"))
+                if acked == 0 and isinstance(exc, ImportError) and self.ack_module in exc.message:
+                    console.note(f"{self.ack_module} is not on the board: long code goes paced by the clock")
+                    self.ack_module = ""
+                    self.enter_raw()
+                    return False
+                exc.output = printed_text(printed)
+                raise exc
+            if console.before:
+                raise ConsoleTimeout(
+                    f"{console.transport.name}: unexpected {console.before[-200:]!r} from the board's receiver "
+                    f"({self.ack_module}.take) at byte {acked} of {len(code)}"
+                )
+            acked = min(len(code), acked + every)
+        return True
 
     def collect(self, timeout: float | None = None) -> tuple[bytes, bytes]:
         """Wait for running code to end; (stdout, stderr). Interrupts it past the timeout."""

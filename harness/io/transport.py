@@ -4,7 +4,8 @@
   socket://), so emulated boards exercise the exact code path of real ones;
 - FdTransport: the master side of a pty the harness owns (a host process's stdio).
 
-Writes can be paced (chunk + gap) for UARTs without flow control that drop bytes."""
+Writes can be paced (chunk + gap) for UARTs without flow control that drop bytes; the REPL
+client writes unpaced what the board has room for (write_unpaced)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,11 @@ class Transport(ABC):
                 time.sleep(wait)
             self._write(data[i : i + self.write_chunk])
             self._next_write = time.monotonic() + self.write_gap
+
+    def write_unpaced(self, data: bytes) -> None:
+        """Bytes the board has room for (its receive buffer holds them, or it acknowledged taking
+        what came before): at once, whatever the line's pacing."""
+        self._write(data)
 
 
 class PortError(InfrastructureError):

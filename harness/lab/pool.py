@@ -275,6 +275,13 @@ def candidates(selector: str, directory: Path | None = None, extra: Mapping[str,
     return specs
 
 
+def _journal(board: Board, text: str) -> None:
+    """A lease event onto the board's evidence timeline (a stand-in board in a unit test may have none)."""
+    journal = getattr(board, "journal", None)
+    if journal is not None:
+        journal.event(text)
+
+
 class BoardPool:
     """Boards leased by this process, by selector. Serial boards are locked while leased.
 
@@ -325,6 +332,8 @@ class BoardPool:
         try:
             check_installed(spec)  # a missing QEMU is a ConfigError: not retried, file and key named
             board = self.board_factory(spec, log_dir=self.log_dir, log=self.log)
+            held = f", device {spec.launch.port} locked ({lock.path})" if lock else ""
+            _journal(board, f"lease {selector}: board {spec.name}{held}")
             with _boot_errors(spec.name):
                 board.start()
         except BaseException:
@@ -379,6 +388,7 @@ class BoardPool:
         board = self.boards.pop(selector, None)
         try:
             if board:
+                _journal(board, f"release {selector}")
                 board.stop()
         finally:
             lock = self.locks.pop(selector, None)

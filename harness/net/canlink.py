@@ -10,7 +10,9 @@ import can
 
 from harness.errors import InfrastructureError
 from harness.net.boardnet import free_port
+from harness.net.canlog import RecordingBus
 from harness.net.netns import NetNamespace
+from harness.report.journal import Journal
 
 
 @dataclass
@@ -18,6 +20,7 @@ class SlcanLink:
     port: int
     bitrate: int = 500000
     netns: NetNamespace | None = None  # where QEMU (and so this TCP port) lives, for tap boards
+    journal: Journal | None = None  # the board's evidence journal: frames the host's buses carry go in (canlog.py)
 
     @classmethod
     def allocate(cls, bitrate: int, netns: NetNamespace | None = None) -> SlcanLink:
@@ -35,11 +38,13 @@ class SlcanLink:
         return ["hil.can=1"]
 
     def bus(self, **kwargs) -> can.BusABC:
-        """A python-can Bus on the board's CAN link (close it when done)."""
+        """A python-can Bus on the board's CAN link (close it when done); its frames are journaled
+        when the link has a journal."""
         def open_bus() -> can.BusABC:
             return can.Bus(interface="slcan", channel=self.channel, bitrate=self.bitrate, **kwargs)
 
         try:
-            return self.netns.run(open_bus) if self.netns else open_bus()
+            bus = self.netns.run(open_bus) if self.netns else open_bus()
+            return RecordingBus(bus, self.journal) if self.journal is not None else bus
         except (can.CanError, OSError) as exc:
             raise InfrastructureError(f"CAN link {self.channel}: cannot open slcan bus: {exc}") from None

@@ -4,6 +4,7 @@ soft-reset before each test, its console text and packet capture attached to the
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from harness.board import Board
 from harness.io.console import Console
 from harness.lab.pool import BoardPool
+from harness.pytest import evidence
 from harness.pytest.state import CONSOLE_SECTION, POOL, board_param
 
 SECTION_BYTES = 20000  # console text attached to one test's report, at most
@@ -37,7 +39,7 @@ def _hil_fresh_board(request: pytest.FixtureRequest) -> None:
     """Before each board test: a board that died or broke in an earlier test is restarted."""
     name = board_param(request.node)
     if name is not None and "board" in request.fixturenames:
-        request.getfixturevalue("board")
+        evidence.attach(request.node, request.getfixturevalue("board"))  # whose journal its timeline slices
         request.config.stash[POOL].ensure_fresh(name)
 
 
@@ -50,10 +52,16 @@ def dut(request: pytest.FixtureRequest, board: Board) -> Board:
         board.soft_reset()
     board.fresh = False
     mark = ConsoleMark.of(board)
+    wall = time.time()
     capture = _start_capture(board, item)
+    if capture:  # QEMU opened the pcap and read the clock together (its mtime; else our time before)
+        started = capture[1].stat().st_mtime if capture[1].exists() else wall
+        item.stash[evidence.PCAP_SHIFT] = evidence.capture_clock(board, started)
+        item.stash[evidence.PCAP_STARTED] = wall
     yield board
     if capture:
         _stop_capture(board, item, *capture)
+    evidence.write_can_log(item, board.journal, board.log_dir)
     if text := mark.text_since(board):
         item.add_report_section("call", CONSOLE_SECTION, printable(text))
 

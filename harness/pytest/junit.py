@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.pytest.evidence import TIMELINE_SECTION
 from harness.pytest.state import CONSOLE_SECTION
 from harness.report.junit import (
     BASELINE_PROPERTY,
@@ -29,6 +30,8 @@ class RunReport:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         text = "".join(content for name, content in report.sections if name.endswith(CONSOLE_SECTION + " call"))
+        # the evidence timeline (harness/pytest/evidence.py: on the teardown report) follows the console text
+        text += "".join(content for name, content in report.sections if name == TIMELINE_SECTION)
         if text:
             from _pytest.junitxml import mangle_test_address
 

@@ -9,16 +9,28 @@
 
 A test that uses ``duts`` runs once per pairing of the selected boards, in every order and with
 repeats (``--board A --board B`` and two roles: A-A, A-B, B-A, B-B), its id the boards in role order
-(``test_echo[mps2_an385_tap-qemu_x86_tap]``: server on mps2_an385_tap, client on qemu_x86_tap). A
-pairing whose boards cannot share a segment (not tap-mode QEMU boards) or lack a ``requires``
-capability is skipped at collection with the reason.
+(``test_echo[mps2_an385-qemu_x86]``: server on mps2_an385, client on qemu_x86). A pairing whose
+boards lack a ``requires`` capability or share no network is skipped at collection with the reason.
 
-The boards of pairings are their own instances, leased from a second BoardPool (device locks and
-restarts as for any board), all on one tap segment per pytest process (bridge "multi"): an instance
-is ``<board>.<n>`` (n = 1, 2: the n-th board of that kind in a pairing), booted once and kept for
-every pairing that needs it; qemu_x86_tap.1 and qemu_x86_tap.2 are two guests with their own MAC
-and address. Under xdist (``-n``) the plugin's scheduling keeps all tests of a pairing on one
-worker: a pairing's id starts with a board name, as a single-board test's does
+The QEMU boards of pairings are their own instances, leased from a second BoardPool (restarts as for
+any board), all on one tap segment per pytest process (bridge "multi"): an instance is
+``<board>.<n>`` (n = 1, 2: the n-th board of that kind in a pairing), booted once and kept for every
+pairing that needs it; qemu_x86.1 and qemu_x86.2 are two guests with their own MAC and address. An
+instance is its target's board with the network swapped for a tap on the segment, whatever the
+target's own [network] mode (user-mode boards such as the default mps2_an385 and qemu_x86 join as
+they are); a board without a NIC (mode "none") or that QEMU does not run (native, a host process)
+cannot join, and its pairings skip where a network is needed (``requires`` net or tls).
+
+Real devices (lab files, ``--hil-lab``) are leased from the run's own pool, locked as for any test:
+one device takes one role (a pairing that names it twice skips). They cannot join a tap segment:
+they sit on their bench's network, and their address comes from their own REPL (the active
+network.LAN/WLAN interface). A pairing of lab devices runs the network cases on that network (the
+lab file vouches for it with ``capabilities = { net = true }`` on each); a lab device paired with a
+QEMU board shares no network with it, so only cases without one (CAN: python-can joins any links
+in the host) run for such a pairing.
+
+Under xdist (``-n``) the plugin's scheduling keeps all tests of a pairing on one worker: a
+pairing's id starts with a board name, as a single-board test's does
 (scheduling.board_of_nodeid); ``--dist loadgroup`` is served by an xdist_group mark per pairing.
 
 Each role's code is started on its own board (``node.start`` -> a Role, the RunningCode design:
@@ -26,10 +38,11 @@ Each role's code is started on its own board (``node.start`` -> a Role, the Runn
 ``WAIT word;`` barrier, ``role.result()`` its RESULT value); the host orders the boards: one role is
 started once another printed READY. ``duts.results()`` gives each role's result; roles still running
 when the test ends are interrupted. Each board's console text of the test is attached to the report
-(one section per role) and JUnit gets a ``boards`` property listing role=board pairs.
+(one section per role) and JUnit gets a ``boards`` property listing role=board pairs (set at
+collection: skipped pairings have it too, for the HTML report's pairs view).
 
 Expected failures of a pairing: a suite's expected_failures.toml section named by the pairing's id
-(``["mps2_an385_tap-qemu_x86_tap"]``), or ``["*"]``."""
+(``["mps2_an385-qemu_x86"]``), or ``["*"]``."""
 
 from __future__ import annotations
 
@@ -58,6 +71,22 @@ SEGMENT = "multi"  # the tap bridge every pairing's boards sit on (one per pytes
 # Target files may leave [network] mac empty (QEMU's default MAC); two guests on one bridge need
 # distinct ones: boards of such a kind get this base plus their place on the segment.
 DEFAULT_MAC = "52:54:00:4d:50:00"
+NETWORK_CAPS = ("net", "tls")  # a test requiring one of these needs its boards on one network
+LAB_PORTS = (7000, 7100)  # a lab device's first TCP and UDP port (QEMU boards: their segment's)
+# A lab device's address on its bench's network: the first active interface that has one
+LAB_IP_CODE = """import network
+def _hil_ip():
+    for make in (lambda: network.LAN(), lambda: network.WLAN(network.STA_IF)):
+        try:
+            nic = make()
+            if nic.active():
+                a = nic.ipconfig('addr4')[0] if hasattr(nic, 'ipconfig') else nic.ifconfig()[0]
+                if a and a != '0.0.0.0':
+                    return a
+        except Exception:
+            pass
+print('IP', _hil_ip())
+"""
 ROLE_TIMEOUT = 120.0  # a role's whole run (TCG under load; roles normally end far sooner)
 INSTANCES_PER_KIND = 4  # fixed host numbers: .10-.13 for the first kind, .14-.17 for the next, ...
 STOP_WAIT = 1.0  # an unread role that has not ended by then is interrupted
@@ -104,18 +133,36 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("duts", combos, indirect=True, ids=[pairing_id(c) for c in combos])
 
 
-def pairing_problem(roles: tuple[str, ...], specs: list[BoardSpec], requires: list[str],
-                    tap_twin=lambda name: None) -> str | None:  # fmt: skip
-    """Why these boards (one per role) cannot run the test together, or None. tap_twin: the name
-    of a tap-mode target for a board, if there is one (the hint)."""
+def segment_problem(spec: BoardSpec) -> str | None:
+    """Why a board cannot be put on the tap segment, or None: the QEMU launcher gives a board's NIC
+    a tap; a board needs a NIC for that ([network] mode "user" or "tap")."""
+    if spec.launch.kind != "qemu":
+        return f"it is a {spec.launch.kind} board, not QEMU (only QEMU boards get a tap)"
+    if spec.network.mode == "none":
+        return 'it has no NIC ([network] mode = "none")'
+    return None
+
+
+def pairing_problem(roles: tuple[str, ...], specs: list[BoardSpec], requires: list[str]) -> str | None:
+    """Why these boards (one per role) cannot run the test together, or None."""
     for role, spec in zip(roles, specs, strict=True):
-        if spec.launch.physical or spec.network.mode != "tap":
-            twin = tap_twin(spec.name)
-            return (f"board {spec.name} ({role}) cannot join the multi-board segment: multi-board tests need "
-                    f"QEMU boards with [network] mode = \"tap\"" + (f" (select {twin})" if twin else ""))
         missing = [cap for cap in requires if not spec.capabilities.has(cap)]
         if missing:
             return f"board {spec.name} ({role}) lacks capability: {', '.join(missing)}"
+    devices = [(role, spec) for role, spec in zip(roles, specs, strict=True) if spec.launch.physical]
+    for (role, spec), (other, twin) in itertools.combinations(devices, 2):
+        if spec.name == twin.name:
+            return f"lab device {spec.name} cannot take two roles ({role}, {other}): it is one device"
+    if not any(cap in NETWORK_CAPS for cap in requires) or len(devices) == len(specs):
+        return None  # no network needed (CAN: joined in the host), or all on the bench's network
+    if devices:
+        (role, spec), (other, qemu) = devices[0], next(
+            (r, s) for r, s in zip(roles, specs, strict=True) if not s.launch.physical)
+        return (f"lab device {spec.name} ({role}) is on its bench's network and {qemu.name} ({other}) on "
+                f"the harness's tap segment: they share no network")
+    for role, spec in zip(roles, specs, strict=True):
+        if problem := segment_problem(spec):
+            return f"board {spec.name} ({role}) cannot join the multi-board segment: {problem}"
     return None
 
 
@@ -132,12 +179,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         ident = pairing_id(pairing)
         item.add_marker(pytest.mark.xdist_group(f"pair:{ident}"))
         item.user_properties.append(("board", ident))  # the report's per-board rows: one per pairing
+        # its boards by role, on skipped pairings too (the report's pairs view has a row for each)
+        item.user_properties.append(("boards", ",".join(f"{r}={b}" for r, b in zip(roles_of(item), pairing,
+                                                                                   strict=True))))  # fmt: skip
         try:
             specs = [pool.candidates(name)[0] for name in pairing]
         except ConfigError:
             continue  # the duts fixture reports it on the test, as the board fixture does
         requires = [cap for marker in item.iter_markers("requires") for cap in marker.args]
-        problem = pairing_problem(roles_of(item), specs, requires, lambda name: _tap_twin(pool, name))
+        problem = pairing_problem(roles_of(item), specs, requires)
         if problem:
             item.add_marker(pytest.mark.skip(reason=f"pairing {ident}: {problem}"))
             continue
@@ -150,18 +200,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xfail(reason=f"{ident}: {reason}", strict=strict))
 
 
-def _tap_twin(pool: BoardPool, name: str) -> str | None:
-    try:
-        spec = pool.candidates(f"{name}_tap")[0]
-    except ConfigError:
-        return None
-    return spec.name if spec.network.mode == "tap" else None
-
-
 # --- the boards ----------------------------------------------------------------------------------
 class MultiPool:
     """Board instances for pairings: a BoardPool of its own whose boards are copies of the target
-    files' boards, renamed <board>.<n> and put on one tap segment."""
+    files' boards, renamed <board>.<n> and put on one tap segment; lab devices come from the run's
+    pool (one device, one lock: the same board a single-board test gets)."""
 
     def __init__(self, pool: BoardPool, segment: str = SEGMENT, boot_retries: int = 1, kinds: list[str] = ()) -> None:
         self.parent, self.segment, self.boot_retries = pool, segment, boot_retries
@@ -171,11 +214,18 @@ class MultiPool:
         self.buses: dict[str, tuple[object, can.BusABC]] = {}  # instance -> (its launcher, host bus)
 
     def spec(self, instance: str) -> BoardSpec:
+        """The instance's board: its target's, renamed, its NIC (if it has one) on a tap on the segment."""
         name = instance.rsplit(".", 1)[0]
         base = self.parent.candidates(name)[0]
-        net = dataclasses.replace(base.network, segment=self.segment, mac=base.network.mac or DEFAULT_MAC,
-                                  host=self.host_number(instance))
-        return dataclasses.replace(base, name=instance, network=net)
+        if base.network.mode == "none":
+            return dataclasses.replace(base, name=instance)  # no NIC to put anywhere (CAN-only cases)
+        net = dataclasses.replace(base.network, mode="tap", segment=self.segment,
+                                  mac=base.network.mac or DEFAULT_MAC, host=self.host_number(instance))
+        caps = dataclasses.replace(base.capabilities, tap=True)
+        return dataclasses.replace(base, name=instance, network=net, capabilities=caps)
+
+    def is_device(self, instance: str) -> bool:
+        return self.parent.candidates(instance.rsplit(".", 1)[0])[0].launch.physical
 
     def host_number(self, instance: str) -> int:
         """A fixed address on the segment per instance (0: in boot order, for a kind outside the
@@ -187,7 +237,10 @@ class MultiPool:
         return 10 + self.kinds.index(name) * INSTANCES_PER_KIND + int(n) - 1
 
     def get(self, instance: str) -> Board:
-        """The instance, booted (once) and restarted if it died or broke."""
+        """The instance, booted (once) and restarted if it died or broke; a lab device: the run's
+        pool's lease of it (locked until the run ends)."""
+        if self.is_device(instance):
+            return self.parent.ensure_fresh(instance.rsplit(".", 1)[0])
         if instance not in self.pool.extra:
             self.pool.extra[instance] = self.spec(instance)
         for attempt in range(self.boot_retries + 1):
@@ -201,7 +254,10 @@ class MultiPool:
         raise AssertionError("unreachable")
 
     def mark_stale(self, instance: str) -> None:
-        self.pool.mark_stale(instance)
+        if self.is_device(instance):
+            self.parent.mark_stale(instance.rsplit(".", 1)[0])
+        else:
+            self.pool.mark_stale(instance)
 
     def can_bus(self, board: Board) -> can.BusABC:
         """The host's python-can Bus on the board's CAN link, kept open while the board runs
@@ -213,7 +269,7 @@ class MultiPool:
             held[1].shutdown()
             held = None
         if held is None:
-            held = self.buses[board.name] = (board.launcher, board.can_link.bus(sleep_after_open=0))
+            held = self.buses[board.name] = (board.launcher, board.host_can_bus())
         return held[1]
 
     def stop_all(self) -> None:
@@ -298,25 +354,36 @@ def call_code(call: str, args: tuple, kwargs: dict) -> str:
 class Node:
     """One role's board in a multi-board test: where it is on the segment, and its code."""
 
-    def __init__(self, role: str, board: Board) -> None:
+    def __init__(self, role: str, board: Board, name: str = "") -> None:
         self.role, self.board = role, board
+        self.name = name or board.name.rsplit(".", 1)[0]  # its kind (target file or lab device), no instance number
         self.roles: list[Role] = []
+        self._ip = ""
 
     @property
-    def name(self) -> str:
-        """The board's kind (its target file's name), without the instance number."""
-        return self.board.name.rsplit(".", 1)[0]
+    def on_segment(self) -> bool:
+        return not self.board.spec.launch.physical
 
     @property
     def ip(self) -> str:
-        """The board's address on the segment: where the other boards reach it."""
-        return self.board.net.guest_ip
+        """The board's address on the segment (a lab device: on its bench's network, asked of its
+        REPL): where the other boards reach it."""
+        if self.on_segment:
+            return self.board.net.guest_ip
+        if not self._ip:
+            lines = [x for x in self.board.exec(LAB_IP_CODE).splitlines() if x.startswith("IP ")]
+            ip = lines[-1][3:].strip() if lines else "None"
+            if ip == "None":
+                raise InfrastructureError(f"{self.board.name}: no active network interface with an address "
+                                          f"(network.LAN / WLAN): connect it to the bench's network")  # fmt: skip
+            self._ip = ip
+        return self._ip
 
     def port(self, index: int = 0) -> int:
-        return self.board.net.tcp_port(index)
+        return self.board.net.tcp_port(index) if self.on_segment else LAB_PORTS[0] + index
 
     def udp_port(self, index: int = 0) -> int:
-        return self.board.net.udp_port(index)
+        return self.board.net.udp_port(index) if self.on_segment else LAB_PORTS[1] + index
 
     def start(self, call: str, *args, **kwargs) -> Role:
         """Start ``module.function(*args, **kwargs)`` on the board and return at once."""
@@ -379,9 +446,9 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
     pairing = tuple(request.param)
     roles = roles_of(item)
     names = instances(pairing)
-    item.user_properties.append(("boards", ",".join(f"{r}={b}" for r, b in zip(roles, pairing, strict=True))))
     if worker := getattr(request.config, "workerinput", {}).get("workerid"):
         item.user_properties.append(("worker", worker))  # which xdist worker had the pairing's boards
+    instance_of = dict(zip(roles, names, strict=True))
     nodes: dict[str, Node] = {}
     marks: dict[str, ConsoleMark] = {}
     for role, instance in zip(roles, names, strict=True):
@@ -395,7 +462,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
                 board = multi_pool.get(instance)
         board.fresh = False
         marks[role] = ConsoleMark.of(board)
-        nodes[role] = Node(role, board)
+        nodes[role] = Node(role, board, instance.rsplit(".", 1)[0])
         # each board's facts, under its role's name (the report's single-board "board" stays unset)
         item.user_properties.extend((f"{role}.{k}", v) for k, v in board_properties(board).items())
     result = Duts(nodes, pairing)
@@ -405,7 +472,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
         broken = result.stop()
         for role, node in nodes.items():
             if node.board.name in broken or not node.board.alive():
-                multi_pool.mark_stale(node.board.name)
+                multi_pool.mark_stale(instance_of[role])
             text = marks[role].text_since(node.board)
             if text:
                 item.add_report_section("call", CONSOLE_SECTION,

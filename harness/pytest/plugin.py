@@ -28,5 +28,6 @@ pytest_plugins = [
     "harness.pytest.multi",  # multi-board tests: duts, one board per role, every pairing, one tap segment
     "harness.pytest.retry",  # retries after infrastructure errors, quarantine, one-line harness errors
     "harness.pytest.junit",  # console text into JUnit, the retried/quarantined summary
+    "harness.pytest.evidence",  # a failing test's evidence timeline: console, events, packets, CAN frames
     "harness.pytest.history",  # run history: record the run, baseline labels, --fail-on new
 ]

@@ -16,6 +16,7 @@ from _pytest.runner import CallInfo, runtestprotocol
 from harness.board import Board
 from harness.errors import BoardCrashed, ConfigError, HarnessError, InfrastructureError
 from harness.lab.pool import DeviceBusy
+from harness.pytest import evidence
 from harness.pytest.fixtures import board_properties
 from harness.pytest.state import CONSOLE_SECTION, INFRA_ERROR, POOL, STATE, RunState, board_param
 from harness.report.junit import FIRST_ERROR_PROPERTY, INFRA_PROPERTY, QUARANTINE_PROPERTY, RETRIED_PROPERTY
@@ -118,6 +119,7 @@ def _run_with_retries(item: pytest.Item, nextitem: pytest.Item | None, name: str
             break
         attempt += 1
         first_error = first_error or error
+        evidence.note(item, f"retry {attempt} of {retries} on a fresh board after: {error.splitlines()[0][:300]}")
         _forget_failed_fixtures(item)
         item.user_properties[:] = saved  # the retry's own properties: board facts of the fresh board
         item.add_report_section(

@@ -20,6 +20,7 @@ from harness.report.junit import (
     matrix,
     read_cases,
 )
+from harness.report.timeline import split as split_timeline
 from harness.report.trends import CSS as TRENDS_CSS
 from harness.report.trends import charts_html, load_trends, strip_html
 
@@ -58,6 +59,7 @@ pre { background: #0d1117; color: #e6edf3; padding: 8px 10px; border-radius: 6px
       max-height: 420px; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
 pre.msg { background: #fff8f8; color: #1f2328; border: 1px solid #ffcecb; }
 .retried { color: var(--skip); font-weight: 600; }
+details.timeline { border-top: 0; } pre.timeline { max-height: 600px; white-space: pre; word-break: normal; }
 .muted { color: #57606a; }
 .quarantine { color: var(--fail); font-weight: 600; }
 .fallback { color: var(--skip); font-weight: 600; }
@@ -92,6 +94,61 @@ def _matrix_html(cases: list[CaseResult]) -> str:
     return (
         f'<table id="matrix"><thead><tr><th>board \\ suite</th>{head}</tr></thead>'
         f'<tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+PAIR_PROPERTY = "boards"  # multi-board tests (harness/pytest/multi.py): "role=board,role=board"
+
+
+def _pair_part(c: CaseResult) -> str:
+    """A multi-board case's column: its suite and test module (multi/tcp for suites.multi.test_multi_tcp)."""
+    module = c.classname.rsplit(".", 1)[-1].removeprefix("test_").removeprefix(f"{c.suite}_")
+    return f"{c.suite}/{module}" if module and module != c.suite else c.suite
+
+
+def _pair_label(pairing: str) -> str:
+    return " · ".join(r.replace("=", ": ", 1) for r in pairing.split(","))
+
+
+def _pairs_html(cases: list[CaseResult]) -> str:
+    """Pairing x suite part for multi-board tests: a row per pairing (its boards by role), the
+    same cells as the board x suite matrix. Empty when the run had no multi-board test."""
+    grid: dict[str, dict[str, dict[str, int]]] = {}
+    why: dict[str, str] = {}  # a pairing's first skip reason
+    for c in cases:
+        if pairing := c.props.get(PAIR_PROPERTY):
+            cell = grid.setdefault(pairing, {}).setdefault(_pair_part(c), dict.fromkeys(OUTCOMES, 0))
+            cell[c.outcome] += 1
+            if c.outcome == "skipped":
+                why.setdefault(pairing, c.message)
+    if not grid:
+        return ""
+    # a pairing none of whose cases ran (a board without a network or CAN link): one line each under
+    # the table, with the reason, instead of a row of skips
+    idle = {p for p, row in grid.items() if all(cell["skipped"] == sum(cell.values()) for cell in row.values())}
+    skipped = "".join(
+        f'<li data-pairing="{escape(p)}">{escape(_pair_label(p))}: {escape(why.get(p, ""))}</li>' for p in sorted(idle)
+    )
+    for p in idle:
+        del grid[p]
+    note = f'<details class="muted"><summary>{len(idle)} pairings not run</summary><ul>{skipped}</ul></details>'
+    if not grid:
+        return f'<section id="pairs-view"><h2>Pairs × suite</h2>{note}</section>'
+    parts = sorted({part for row in grid.values() for part in row})
+    head = "".join(f"<th>{escape(p)}</th>" for p in parts)
+    rows = []
+    for pairing in sorted(grid):
+        label = escape(_pair_label(pairing))
+        total = dict.fromkeys(OUTCOMES, 0)
+        for cell in grid[pairing].values():
+            for k in OUTCOMES:
+                total[k] += cell[k]
+        cells = "".join(_cell(grid[pairing].get(p)) for p in parts)
+        rows.append(f'<tr><th scope="row" data-pairing="{escape(pairing)}">{label}</th>{cells}{_cell(total)}</tr>')
+    return (
+        '<section id="pairs-view"><h2>Pairs × suite</h2><p class="muted">Multi-board tests: one row per pairing of '
+        f'boards (role: board), each with its own board instances.</p><table id="pairs"><thead><tr><th>pairing</th>'
+        f'{head}<th>all</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{note if idle else ""}</section>'
     )
 
 
@@ -164,8 +221,14 @@ def _case_html(c: CaseResult, strips: dict[str, list] | None = None) -> str:
             '<p class="muted">first attempt ended with an infrastructure error; retried on a fresh board:</p>'
             f'<pre class="msg">{escape(c.props.get(FIRST_ERROR_PROPERTY, ""))}</pre>'
         )
-    if c.system_out:
-        body.append(f"<p class=\"muted\">console</p><pre>{escape(c.system_out)}</pre>")
+    console, timeline = split_timeline(c.system_out)
+    if console:
+        body.append(f"<p class=\"muted\">console</p><pre>{escape(console)}</pre>")
+    if timeline:  # console both ways, harness events, packets, CAN frames: one time order (harness/pytest/evidence.py)
+        lines = timeline.count("\n")
+        body.append(f'<details class="timeline" open><summary>evidence timeline <span class="muted">({lines} lines: '
+                    f'console both ways, harness events, packets, CAN frames)</span></summary>'
+                    f'<pre class="timeline">{escape(timeline)}</pre></details>')
     if not body:
         body.append('<p class="muted">no output</p>')
     return (
@@ -233,6 +296,7 @@ generated {generated}{" from " + escape(source) if source else ""}</p></header>
 <section id="summary"><h2>Summary</h2><p class="totals">{totals}
 <span class="retried">{len(retried)} retried</span></p>{_labels_html(cases)}</section>
 {_trends_section(trends)}<section><h2>Board × suite</h2>{_matrix_html(cases)}</section>
+{_pairs_html(cases)}
 <section><h2>Boards</h2>{_boards_html(cases)}</section>
 <section id="infra-errors"><h2>Infrastructure errors ({len(errors)})</h2>
 <p class="muted">The board or its plumbing broke (did not boot, died, port vanished): not a verdict on the firmware.</p>

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 import can
 
 from harness.board import Board
-from harness.errors import InfrastructureError
 
 # The firmware_py module whose echo() the echo cases run on the board (default hil_can). The harness's
 # own tests (tests/integration/test_suite_can.py) point it at broken twins: hil_can_drop,
@@ -51,22 +50,7 @@ SENTINEL_SEND = "bus.send(0x1EEEEEEE, b'END', ext=True)"
 
 def open_host_bus(board: Board) -> can.BusABC:
     """A python-can Bus on the board's CAN link (the caller shuts it down)."""
-    launcher = board.launcher
-    if launcher is not None and launcher.can is not None:
-        return board.can_link.bus(sleep_after_open=0)  # python-can's default sleeps 2 s
-    spec = board.spec.can
-    if spec.link != "python_can":
-        raise InfrastructureError(
-            f"{board.name}: has capability 'can' but no CAN link: add [can] to its target file or "
-            f"can = {{ interface = ..., channel = ... }} to its lab device"
-        )
-    kwargs = {"interface": spec.interface, "channel": spec.channel}
-    if spec.bitrate:
-        kwargs["bitrate"] = spec.bitrate
-    try:
-        return can.Bus(**kwargs)
-    except (can.CanError, OSError, ValueError) as exc:
-        raise InfrastructureError(f"{board.name}: cannot open CAN bus {kwargs}: {exc}") from None
+    return board.host_can_bus()
 
 
 def board_open_args(board: Board) -> str:

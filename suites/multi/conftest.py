@@ -2,8 +2,8 @@
 HIL_MULTI_CAN point them at broken twins, see tests/integration/test_suite_multi.py) and the test
 PKI on every board of a pairing (harness/pki.py, delivered over the REPL as the TLS suite does).
 
-Opt-in: a plain run over suites/ skips it (its pairings need tap boards, which the default set
-has not: `make multi`); naming suites/multi runs it."""
+Part of a plain run over suites/ (`make run`): the default QEMU boards join the segment as
+pairing instances of their own (harness/pytest/multi.py); boards that cannot skip with the reason."""
 
 from __future__ import annotations
 
@@ -12,19 +12,12 @@ from pathlib import Path
 import pytest
 
 from harness.pki import TestPKI
-from harness.pytest.selection import named_in_run
 from harness.pytest.twins import board_app
 
 HERE = Path(__file__).parent
 
 ECHO_ENV = "HIL_MULTI_ECHO"
 CAN_ENV = "HIL_MULTI_CAN"
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    if collection_path.parent == HERE and collection_path.name.startswith("test_") and not named_in_run(config, HERE):
-        return True
-    return None
 
 
 @pytest.fixture

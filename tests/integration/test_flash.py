@@ -223,7 +223,7 @@ def microbit_hex() -> Path:
 def test_hex_checks_and_its_files(microbit_hex, tmp_path):
     text = microbit_hex.read_text()
     assert microbit.check_hex(text) > 200_000
-    assert [name for name, _ in microbit.hex_files(text)] == ["hil_info.py", "hil_fs.py"]
+    assert [name for name, _ in microbit.hex_files(text)] == ["hil_info.py", "hil_fs.py", "hil_paste.py"]
     lines = text.splitlines()
     broken = [*lines[:10], lines[10][:-2] + ("00" if lines[10][-2:] != "00" else "01"), *lines[11:]]
     with pytest.raises(FlashError, match=r"line 11: bad checksum"):
@@ -260,7 +260,8 @@ def test_microbit_drive_copy_waits_for_remount_and_reads_fail_txt(microbit_hex, 
     flasher = microbit.MicrobitDriveFlasher(microbit_hex, "mb", drive.path, timeout=5, present=drive.present, poll=0)
     report, files = flasher.flash()
     assert copied.read_bytes() == microbit_hex.read_bytes()
-    assert report.notes == ["drive re-mounted, no FAIL.TXT"] and [n for n, _ in files] == ["hil_info.py", "hil_fs.py"]
+    assert report.notes == ["drive re-mounted, no FAIL.TXT"]
+    assert [n for n, _ in files] == ["hil_info.py", "hil_fs.py", "hil_paste.py"]
 
     (drive.path / microbit.FAIL_FILE).write_text("The hex file cannot be decoded.\r\nType: user\r\n")
     state["remounted"] = False

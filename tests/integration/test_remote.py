@@ -102,7 +102,7 @@ def test_rfc2217_link_survives_a_dropped_connection(no_leftovers, no_stray_helpe
     lab = device_lab(tmp_path, ser2net.url("mb"))
     board = open_board(lab.devices[0], ser2net.url("mb"), tmp_path)
     try:
-        transport = board.console.transport
+        transport = board.console.transport.inner  # inside the evidence journal's recorder
         assert isinstance(transport, rfc2217.Rfc2217Transport) and transport.connected
         blob = bytes(range(256)) * 8
         report = FsFlasher(board).flash([("blob.bin", blob)], force=True)

@@ -181,3 +181,34 @@ def test_ok_exit_status_is_returned(tmp_path, monkeypatch):
     finally:
         board.launcher = None  # nothing real to stop
         board.stop()
+
+
+def test_a_bench_device_can_bus_comes_from_its_lab_entry_and_is_journaled(tmp_path):
+    """A real bench: the board has no QEMU link; its lab device's can = {...} (the board spec's [can],
+    link python_can) says which python-can interface reaches its bus. Here: python-can's virtual
+    bus, which the test joins too; the frame lands on the board's evidence journal."""
+    import can
+
+    from harness.config.labs import lab_boards
+
+    lab = tmp_path / "lab-bench.toml"
+    lab.write_text(
+        '[lab]\nname = "bench"\n[[device]]\nname = "pico-can"\nport = "/dev/ttyHILNONE"\n'
+        'can = { interface = "virtual", channel = "hil-can-test", bitrate = 250000 }\n'
+    )
+    spec = lab_boards([lab])["pico-can"]
+    board = Board(spec, log_dir=tmp_path)
+    bus = board.host_can_bus()
+    peer = can.Bus(interface="virtual", channel="hil-can-test")
+    try:
+        peer.send(can.Message(arbitration_id=0x42, data=b"hi", is_extended_id=False))
+        got = bus.recv(2)
+        assert got is not None and (got.arbitration_id, bytes(got.data)) == (0x42, b"hi")
+        assert any(getattr(e.payload, "arbitration_id", None) == 0x42 for e in board.journal.since(0).entries)
+    finally:
+        bus.shutdown()
+        peer.shutdown()
+
+    spec.can.link = "none"
+    with pytest.raises(InfrastructureError, match="pico-can: has capability 'can' but no CAN link"):
+        Board(spec, log_dir=tmp_path).host_can_bus()

@@ -54,6 +54,14 @@ def test_fs_round_trip_on_micropython(tmp_path):
     assert path.read_bytes() == b"abc" * 100
 
 
+def test_fs_writer_in_pieces_and_check_on_micropython(tmp_path):
+    path, data = tmp_path / "f.bin", bytes(range(256)) * 17
+    pieces = "".join(f"w.write({data[i : i + 256]!r})\n" for i in range(0, len(data), 256))
+    out = run_micropython(f"import hil_fs\nw = hil_fs.writer({str(path)!r})\n{pieces}w.close()\n"
+                          f"print(hil_fs.check({str(path)!r}))")  # fmt: skip
+    assert out.strip() == f"({len(data)}, {zlib.crc32(data)})" and path.read_bytes() == data
+
+
 def test_info_reports_micropython():
     out = run_micropython("import hil_info\nd = hil_info.info()\nprint(d['impl'], d['platform'])")
     assert out.split() == ["micropython", "linux"]

@@ -43,7 +43,9 @@ def replayed(path: Path) -> tuple[ReplayTransport, RawRepl]:
     header = ReplayTransport(path).recording.header
     replay = ReplayTransport(path, write_chunk=header.get("write_chunk", 0))  # paced as recorded, no gap
     console = Console(replay, timeout=2)
-    repl = RawRepl(console, raw_paste=header["raw_paste"], exec_timeout=header.get("exec_timeout", 2))
+    # how the client sends code, as the recorded board's target file said (RawRepl's keyword arguments)
+    sending = {k: header[k] for k in ("rx_buffer", "ack_module", "ack_every") if k in header}
+    repl = RawRepl(console, raw_paste=header["raw_paste"], exec_timeout=header.get("exec_timeout", 2), **sending)
     return replay, repl
 
 
@@ -144,3 +146,30 @@ def test_the_repl_client_replays_a_real_boards_session(path):
 
 def test_every_default_board_has_a_recording():
     assert {p.stem for p in RECORDINGS} >= {"native", "mps2_an385", "microbit", "qemu_x86"}
+
+
+def test_a_journal_gets_the_same_chunks_both_ways_with_wall_times(tmp_path):
+    """The in-memory sink every board's console has (the evidence timeline's console lines): the
+    same chunks the file gets, at wall-clock times, and link events; no file needed."""
+    import time
+
+    from harness.report.journal import BOARD_TO_HOST, HARNESS, HOST_TO_BOARD, Journal
+
+    journal = Journal(cap=1 << 20)
+    fake = FakeRawBoard()
+    before = time.time()
+    both = RecordingTransport(fake, tmp_path / "both.hilrec", journal=journal)
+    RawRepl(Console(both, timeout=2), raw_paste=True).enter_raw()
+    fake.event("reconnected after 0.2 s")
+    entries = journal.since(before).entries
+    console = [e for e in entries if e.source != HARNESS]
+    recorded = load_recording(tmp_path / "both.hilrec").chunks
+    assert [(e.source, e.payload) for e in console] == [
+        (HOST_TO_BOARD if c.dir == "out" else BOARD_TO_HOST, c.data) for c in recorded
+    ]
+    assert before <= entries[0].t <= entries[-1].t <= time.time()
+    assert entries[-1].source == HARNESS and entries[-1].payload == "link: reconnected after 0.2 s"
+    only_journal = RecordingTransport(FakeRawBoard(), journal=Journal(cap=1 << 20))
+    only_journal.write(b"\r\x03")
+    assert only_journal.path is None and [e.payload for e in only_journal.journal.since(0).entries] == [b"\r\x03"]
+    assert only_journal.write_chunk == 0 and only_journal.inner.name == only_journal.name

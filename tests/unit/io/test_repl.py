@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import re
 
 import pytest
 
@@ -191,3 +192,101 @@ def test_exec_timeout_carries_what_the_code_printed():
     assert info.value.output == "started\nstill going\n"
     assert "output so far: " in str(info.value)
     assert repl.exec("print('next')") == "next\n"  # back at the raw prompt
+
+
+class AckingBoard(FakeRawBoard):
+    """A 1.9-era board (no raw-paste) whose UART keeps ``rx_buffer`` bytes and drops the rest, with
+    firmware_py/hil_paste.py: during take() the bytes wait in its buffer until the board gets to
+    them, which is when the host reads (a board slower than any host); each full window (and the
+    end) is acknowledged with \\x01."""
+
+    TAKE = re.compile(rb"^exec\(__import__\('hil_paste'\)\.take\((\d+),(\d+)\)\)$")
+
+    def __init__(self, rx_buffer: int = 63, has_module: bool = True, **kw) -> None:
+        super().__init__(raw_paste="unknown", **kw)
+        self.rx_buffer, self.has_module = rx_buffer, has_module
+        self.ring = bytearray()
+        self.taking: tuple[int, int] | None = None  # (bytes wanted, window)
+        self.taken = bytearray()
+        self.peak = 0  # most bytes ever waiting in the buffer
+
+    def _write(self, data: bytes) -> None:
+        if self.taking is None:
+            m = self.TAKE.match(bytes(self.code) + data.rstrip(b"\x04")) if data.endswith(b"\x04") else None
+            if m and not self.has_module:  # an image without it: what follows lands at the raw prompt
+                self.writes.append(data)
+                self.code = bytearray()
+                self.out += b"OK\x04Traceback (most recent call last):\r\n"
+                self.out += b"ImportError: no module named 'hil_paste'\r\n\x04>"
+                return
+            if m:
+                self.writes.append(data)
+                self.code = bytearray()
+                self.out += b"OK"
+                self.taking = (int(m.group(1)), int(m.group(2)))
+                return
+            super()._write(data)
+            return
+        self.writes.append(data)
+        self.ring += data
+        self.peak = max(self.peak, len(self.ring))
+        assert len(self.ring) <= self.rx_buffer, "host overran the board's receive buffer"
+
+    def read(self, size: int, timeout: float | None) -> bytes:
+        if self.taking is not None and self.ring:
+            want, every = self.taking
+            got = len(self.taken)
+            end = min(want, got - got % every + every)
+            part = self.ring[: end - got]
+            del self.ring[: len(part)]
+            self.taken += part
+            if len(self.taken) == end:
+                self.out += b"\x01"
+            if len(self.taken) == want:
+                self.taking = None
+                self.code, self.taken = self.taken, bytearray()
+                self._run()
+        return super().read(size, timeout)
+
+
+def acking_repl(board: AckingBoard) -> RawRepl:
+    return RawRepl(Console(board, timeout=0.5), raw_paste=False, exec_timeout=0.5,
+                   rx_buffer=board.rx_buffer, ack_module="hil_paste", ack_every=21)  # fmt: skip
+
+
+def test_long_code_waits_for_acknowledgements_and_never_overruns_the_buffer():
+    board = AckingBoard(write_chunk=16, write_gap_ms=1000)  # the clock pacing is not used for it
+    repl = acking_repl(board)
+    code = "x = [" + ", ".join(str(i) for i in range(400)) + "]\nprint(sum(x))"
+    assert repl.exec(code) == f"{sum(range(400))}\n"
+    assert board.peak == board.rx_buffer  # the host kept the buffer as full as it may be, no fuller
+    assert repl.exec("print('short')") == "short\n"  # up to the buffer's size: at once, no receiver
+    assert board.taking is None and not board.ring
+
+
+def test_a_receiver_that_fails_raises_the_board_exception_and_clears_the_line():
+    board = AckingBoard()
+    repl = acking_repl(board)
+    real_read = board.read
+
+    def failing(size, timeout):  # the board runs out of memory after the first window
+        if board.taking is not None and len(board.taken) >= 21:
+            board.taking, board.ring = None, bytearray(b"leftover")
+            board.code = bytearray(b"leftover")  # the rest of the code reaches the raw prompt
+            board.out += b"\x04Traceback (most recent call last):\r\nMemoryError: memory allocation failed\r\n\x04>"
+        return real_read(size, timeout)
+
+    board.read = failing
+    with pytest.raises(MemoryError, match="memory allocation failed"):
+        repl.exec("print(1)\n" * 40)
+    board.read = real_read
+    assert repl.exec("print(2)") == "2\n"  # raw mode entered afresh: the leftover bytes are gone
+
+
+def test_a_board_without_the_receiver_module_gets_paced_writes():
+    board = AckingBoard(has_module=False, write_chunk=16, write_gap_ms=0)
+    repl = acking_repl(board)
+    code = "x = [" + ", ".join(str(i) for i in range(50)) + "]\nprint(sum(x))"
+    assert repl.exec(code) == f"{sum(range(50))}\n"  # the stray start of the code was cleared
+    assert repl.ack_module == "" and repl.exec(code) == f"{sum(range(50))}\n"  # not asked again
+    assert max(len(w) for w in board.writes[-10:]) <= 16  # paced by the clock instead

@@ -4,11 +4,12 @@ No board is started."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from harness.config.boards import find_board
+from harness.config.boards import BoardSpec, Capabilities, SerialLaunch, find_board, load_board
 from harness.pytest.multi import (
     DEFAULT_MAC,
     Duts,
@@ -18,6 +19,7 @@ from harness.pytest.multi import (
     call_code,
     instances,
     pairing_id,
+    pairing_problem,
     pairings,
 )
 from harness.pytest.scheduling import board_of_nodeid
@@ -25,6 +27,8 @@ from tests.conftest import write_target
 
 QUIET = ("-p", "no:cacheprovider", "-p", "no:labgrid")
 PROCESS = '[image]\nbuilder = "none"\n[launch]\nkind = "process"\ncommand = ["true"]\n[capabilities]\nnet = true\n'
+USER = ('[image]\nbuilder = "none"\n[launch]\nkind = "qemu"\nmachine = "q35"\n'
+        '[network]\nmode = "user"\nconfigure = "repl"\n[capabilities]\nnet = true\n')
 TAP = ('[image]\nbuilder = "none"\n[launch]\nkind = "qemu"\nmachine = "q35"\n'
        '[network]\nmode = "tap"\nconfigure = "repl"\n[capabilities]\nnet = true\n')
 
@@ -32,6 +36,7 @@ MULTI_TESTS = """
 import pytest
 
 @pytest.mark.roles("server", "client")
+@pytest.mark.requires("net")
 def test_pair(duts):
     pass
 
@@ -78,19 +83,52 @@ def test_a_test_runs_once_per_pairing_with_the_boards_in_role_order_as_id(pytest
     assert [m.args for m in items["test_pair[ta-tb]"].iter_markers("xdist_group")] == [("pair:ta-tb",)]
     assert skip_reasons(items["test_pair[tb-ta]"]) == []
     assert ("board", "tb-ta") in items["test_pair[tb-ta]"].user_properties  # report rows per pairing
+    assert ("boards", "server=tb,client=ta") in items["test_pair[tb-ta]"].user_properties  # also when skipped
 
 
 def test_pairings_that_cannot_share_a_segment_or_lack_a_capability_are_skipped_with_the_reason(pytester, targets):
     write_target(targets, "tap1", TAP)
+    write_target(targets, "user1", USER)  # a user-mode QEMU board (the default boards): it joins
     write_target(targets, "proc", PROCESS)
-    write_target(targets, "proc_tap", "default = false\n" + TAP)
-    items = collect(pytester, "--board=tap1", "--board=proc")
+    items = collect(pytester, "--board=tap1", "--board=proc", "--board=user1")
     assert skip_reasons(items["test_pair[tap1-tap1]"]) == []
+    assert skip_reasons(items["test_pair[user1-tap1]"]) == [] and skip_reasons(items["test_pair[user1-user1]"]) == []
     assert skip_reasons(items["test_pair[tap1-proc]"]) == [
-        'pairing tap1-proc: board proc (client) cannot join the multi-board segment: multi-board tests need QEMU '
-        'boards with [network] mode = "tap" (select proc_tap)']
+        "pairing tap1-proc: board proc (client) cannot join the multi-board segment: it is a process board, "
+        "not QEMU (only QEMU boards get a tap)"]
     assert skip_reasons(items["test_tls[tap1-tap1]"]) == [
         "pairing tap1-tap1: board tap1 (server) lacks capability: tls"]
+
+
+def spec(name: str, body: str, tmp_path) -> BoardSpec:
+    return load_board(write_target(tmp_path, name, body))
+
+
+def device(name: str, caps: dict) -> BoardSpec:
+    return BoardSpec(name=name, path=Path("lab.toml"), launch=SerialLaunch(port=f"/dev/{name}"),
+                     capabilities=Capabilities(**caps))
+
+
+def test_which_pairings_share_a_network(tmp_path):
+    """Tests needing a network (net, tls) need every board on the tap segment, or every board a lab
+    device (their bench's network); CAN cases pair anything with a CAN link; one device, one role."""
+    roles = ("server", "client")
+    qemu = spec("q", USER + "can = true\n", tmp_path)
+    nonic = spec("m", USER.replace('mode = "user"', 'mode = "none"') + "can = true\n", tmp_path)
+    nonic.capabilities.net = False
+    a, b = device("dev-a", {"net": True, "can": True}), device("dev-b", {"net": True, "can": True})
+    assert pairing_problem(roles, [a, b], ["net"]) is None  # both on the bench's network
+    assert pairing_problem(roles, [a, a], ["can"]) == (
+        "lab device dev-a cannot take two roles (server, client): it is one device")
+    assert pairing_problem(roles, [a, qemu], ["net"]) == (
+        "lab device dev-a (server) is on its bench's network and q (client) on the harness's tap segment: "
+        "they share no network")
+    assert pairing_problem(roles, [qemu, a], ["can"]) is None  # CAN: the links are joined in the host
+    assert pairing_problem(roles, [nonic, qemu], ["can"]) is None
+    assert pairing_problem(roles, [qemu, nonic], ["net"]) == "board m (client) lacks capability: net"
+    nonic.capabilities.net = True
+    assert pairing_problem(roles, [qemu, nonic], ["net"]) == (
+        'board m (client) cannot join the multi-board segment: it has no NIC ([network] mode = "none")')
 
 
 def test_expected_failures_are_per_pairing(pytester, targets):
@@ -121,7 +159,7 @@ def test_pair_ids_schedule_deterministically_under_xdist():
     names = ["mps2_an385_tap", "qemu_x86_tap"]
     for pair in pairings(names, 2):
         ident = pairing_id(pair)
-        scopes = {board_of_nodeid(f"suites/multi/test_{t}.py::test_x[{p}{ident}]", names)
+        scopes = {board_of_nodeid(f"suites/multi/test_multi_{t}.py::test_x[{p}{ident}]", names)
                   for t in ("tcp", "udp") for p in ("", "len-")}
         assert len(scopes) == 1 and scopes.pop() in names, (pair, scopes)
 
@@ -138,6 +176,10 @@ def test_instances_are_renamed_copies_on_one_segment_with_distinct_macs(targets)
     # fixed host numbers (kinds sorted, 4 each): the same address, and snapshot, every run
     assert (plain.network.host, pool.spec("plain.1").network.host, mac.network.host) == (11, 10, 14)
     assert find_board("plain", targets).network.segment == ""  # the target's own spec is untouched
+    write_target(targets, "user", USER)  # a user-mode board's instance is on the segment's tap
+    user = pool.spec("user.1")
+    assert (user.network.mode, user.network.segment, user.capabilities.tap) == ("tap", "seg", True)
+    assert find_board("user", targets).network.mode == "user"
     assert pool.pool.log_dir == targets / "multi"
 
 
@@ -162,7 +204,8 @@ class FakeRunning:
 
 
 def node(role: str, name: str) -> Node:
-    board = SimpleNamespace(name=name, net=SimpleNamespace(guest_ip="192.168.77.10", tcp_port=lambda i: 7000 + i))
+    board = SimpleNamespace(name=name, net=SimpleNamespace(guest_ip="192.168.77.10", tcp_port=lambda i: 7000 + i),
+                            spec=SimpleNamespace(launch=SimpleNamespace(physical=False)))
     return Node(role, board)
 
 
