@@ -204,17 +204,20 @@ def run(
 def _write_reports(junit: Path, html: Path, interrupted: bool) -> None:
     if not junit.exists():
         return
-    from harness.cli.report import print_matrix
+    from harness.cli.report import print_idle_pairings, print_matrix
     from harness.report.html import write_html
-    from harness.report.junit import read_cases, tally_by_board
+    from harness.report.junit import idle_pairings, read_cases, tally_by_board
 
+    cases = read_cases(junit)
     try:
-        write_html(junit, html)  # first: harness/report/html.py, static and self-contained
+        write_html(junit, html, cases=cases)  # first: harness/report/html.py, static and self-contained
     finally:
-        _print_verdicts(tally_by_board(junit, interrupted=interrupted))
-        cases = read_cases(junit)
-        if cases:
-            print_matrix(cases)
+        idle = idle_pairings(cases)
+        shown = [c for c in cases if c.board not in idle]  # pairings that ran nothing: one line each
+        _print_verdicts(tally_by_board(shown, interrupted=interrupted))
+        if shown:
+            print_matrix(shown)
+        print_idle_pairings(idle)
         out.print(f"JUnit: {junit}   HTML: {html}")
 
 

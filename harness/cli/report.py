@@ -14,7 +14,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from harness.errors import HarnessError
-from harness.report.junit import OUTCOMES, CaseResult, board_facts, cell_verdict, matrix, read_cases
+from harness.report.junit import OUTCOMES, CaseResult, board_facts, cell_verdict, idle_pairings, matrix, read_cases
 
 out = RichConsole()
 DEFAULT_JUNIT = Path("hil-out/junit.xml")
@@ -63,6 +63,14 @@ def print_matrix(cases: list[CaseResult], console: RichConsole = out) -> None:
             console.print(f"[red]QUARANTINED[/red] {f['quarantined']}", highlight=False)
 
 
+def print_idle_pairings(idle: dict[str, str], console: RichConsole = out) -> None:
+    """Multi-board pairings that ran no case, one line each (not a table row of skips)."""
+    if idle:
+        console.print(f"{len(idle)} pairings not run:", highlight=False)
+        for pairing, why in sorted(idle.items()):
+            console.print(f"  {pairing}: {why}", highlight=False, markup=False)
+
+
 @report_app.command()
 def show(
     junit: Annotated[Path, typer.Argument(help="JUnit file of a run")] = DEFAULT_JUNIT,
@@ -72,11 +80,13 @@ def show(
     cases = read_cases(junit)
     if not cases:
         raise HarnessError(f"{junit}: has no test cases; check that the run collected tests")
-    print_matrix(cases)
+    idle = idle_pairings(cases)
+    print_matrix([c for c in cases if c.board not in idle])
+    print_idle_pairings(idle)
     if html is not None:
         from harness.report.html import write_html
 
-        write_html(junit, html)
+        write_html(junit, html, cases=cases)
         out.print(f"HTML: {html}", highlight=False, soft_wrap=True)
 
 

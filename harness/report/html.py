@@ -14,9 +14,11 @@ from harness.report.junit import (
     BASELINE_PROPERTY,
     FIRST_ERROR_PROPERTY,
     OUTCOMES,
+    PAIR_PROPERTY,
     CaseResult,
     board_facts,
     cell_verdict,
+    idle_pairings,
     matrix,
     read_cases,
 )
@@ -97,9 +99,6 @@ def _matrix_html(cases: list[CaseResult]) -> str:
     )
 
 
-PAIR_PROPERTY = "boards"  # multi-board tests (harness/pytest/multi.py): "role=board,role=board"
-
-
 def _pair_part(c: CaseResult) -> str:
     """A multi-board case's column: its suite and test module (multi/tcp for suites.multi.test_multi_tcp)."""
     module = c.classname.rsplit(".", 1)[-1].removeprefix("test_").removeprefix(f"{c.suite}_")
@@ -110,28 +109,19 @@ def _pair_label(pairing: str) -> str:
     return " · ".join(r.replace("=", ": ", 1) for r in pairing.split(","))
 
 
-def _pairs_html(cases: list[CaseResult]) -> str:
+def _pairs_html(cases: list[CaseResult], idle: dict[str, str]) -> str:
     """Pairing x suite part for multi-board tests: a row per pairing (its boards by role), the
-    same cells as the board x suite matrix. Empty when the run had no multi-board test."""
+    same cells as the board x suite matrix; pairings that ran nothing (``idle``) one line each
+    under it, with the reason. Empty when the run had no multi-board test."""
     grid: dict[str, dict[str, dict[str, int]]] = {}
-    why: dict[str, str] = {}  # a pairing's first skip reason
     for c in cases:
-        if pairing := c.props.get(PAIR_PROPERTY):
+        if (pairing := c.props.get(PAIR_PROPERTY)) and c.board not in idle:
             cell = grid.setdefault(pairing, {}).setdefault(_pair_part(c), dict.fromkeys(OUTCOMES, 0))
             cell[c.outcome] += 1
-            if c.outcome == "skipped":
-                why.setdefault(pairing, c.message)
-    if not grid:
+    if not grid and not idle:
         return ""
-    # a pairing none of whose cases ran (a board without a network or CAN link): one line each under
-    # the table, with the reason, instead of a row of skips
-    idle = {p for p, row in grid.items() if all(cell["skipped"] == sum(cell.values()) for cell in row.values())}
-    skipped = "".join(
-        f'<li data-pairing="{escape(p)}">{escape(_pair_label(p))}: {escape(why.get(p, ""))}</li>' for p in sorted(idle)
-    )
-    for p in idle:
-        del grid[p]
-    note = f'<details class="muted"><summary>{len(idle)} pairings not run</summary><ul>{skipped}</ul></details>'
+    items = "".join(f'<li data-pairing="{escape(p)}">{escape(p)}: {escape(r)}</li>' for p, r in sorted(idle.items()))
+    note = f'<details class="muted"><summary>{len(idle)} pairings not run</summary><ul>{items}</ul></details>'
     if not grid:
         return f'<section id="pairs-view"><h2>Pairs × suite</h2>{note}</section>'
     parts = sorted({part for row in grid.values() for part in row})
@@ -279,9 +269,11 @@ def render(cases: list[CaseResult], source: str = "", title: str = "hil report",
         f'<span class="n-{k}">{counts[k]} {label}</span>'
         for k, label in zip(OUTCOMES, ("passed", "failed", "errors", "expected failures", "skipped"), strict=True)
     )
+    idle = idle_pairings(cases)
+    shown = [c for c in cases if c.board not in idle]  # the board views; idle pairings: one line each
     by_board = []
-    for board in sorted({c.board for c in cases}):
-        mine = sorted((c for c in cases if c.board == board), key=lambda c: (c.suite, c.classname, c.name))
+    for board in sorted({c.board for c in shown}):
+        mine = sorted((c for c in shown if c.board == board), key=lambda c: (c.suite, c.classname, c.name))
         by_board.append(
             f'<h3>{escape(board)}</h3><div class="cases">{"".join(_case_html(c, strips) for c in mine)}</div>'
         )
@@ -295,9 +287,9 @@ generated {generated}{" from " + escape(source) if source else ""}</p></header>
 <main>
 <section id="summary"><h2>Summary</h2><p class="totals">{totals}
 <span class="retried">{len(retried)} retried</span></p>{_labels_html(cases)}</section>
-{_trends_section(trends)}<section><h2>Board × suite</h2>{_matrix_html(cases)}</section>
-{_pairs_html(cases)}
-<section><h2>Boards</h2>{_boards_html(cases)}</section>
+{_trends_section(trends)}<section><h2>Board × suite</h2>{_matrix_html(shown)}</section>
+{_pairs_html(cases, idle)}
+<section><h2>Boards</h2>{_boards_html(shown)}</section>
 <section id="infra-errors"><h2>Infrastructure errors ({len(errors)})</h2>
 <p class="muted">The board or its plumbing broke (did not boot, died, port vanished): not a verdict on the firmware.</p>
 {"".join(_case_html(c, strips) for c in errors) or none}</section>
@@ -309,8 +301,9 @@ generated {generated}{" from " + escape(source) if source else ""}</p></header>
 """
 
 
-def write_html(junit: Path, out: Path, title: str = "hil report") -> Path:
-    cases = read_cases(junit)
+def write_html(junit: Path, out: Path, title: str = "hil report", cases: list[CaseResult] | None = None) -> Path:
+    """The report of ``junit`` (``cases``: its cases, when the caller has read them already)."""
+    cases = read_cases(junit) if cases is None else cases
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(cases, source=str(junit), title=title, trends=load_trends(junit)), encoding="utf-8")
     return out

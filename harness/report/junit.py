@@ -95,11 +95,11 @@ class BoardTally:
         return "PASS" if self.passed else "SKIP"
 
 
-def tally_by_board(path: Path, interrupted: bool = False) -> dict[str, BoardTally]:
+def tally_by_board(cases: list[CaseResult], interrupted: bool = False) -> dict[str, BoardTally]:
     """Per-board counts and verdict; ``interrupted``: the run was cut short, every verdict says so."""
     tallies: dict[str, BoardTally] = defaultdict(lambda: BoardTally(interrupted=interrupted))
     counter = {"passed": "passed", "failed": "failed", "error": "errors", "xfailed": "xfailed", "skipped": "skipped"}
-    for case in read_cases(path):
+    for case in cases:
         t = tallies[case.board]
         setattr(t, counter[case.outcome], getattr(t, counter[case.outcome]) + 1)
         if case.outcome in ("error", "failed"):
@@ -179,6 +179,24 @@ def read_cases(path: Path) -> list[CaseResult]:
             )  # fmt: skip
             cases.append(result)
     return cases
+
+
+PAIR_PROPERTY = "boards"  # multi-board tests (harness/pytest/multi.py): "role=board,role=board"
+
+
+def idle_pairings(cases: list[CaseResult]) -> dict[str, str]:
+    """Multi-board pairings none of whose cases ran (every one skipped: a board with no network or
+    CAN link to share), by pairing id, with the first skip reason. The reports give each one line
+    instead of a row of skips: four boards make 16 pairings, and most of a run's may be these."""
+    ran: set[str] = set()
+    why: dict[str, str] = {}
+    for c in cases:
+        if PAIR_PROPERTY in c.props:
+            if c.outcome == "skipped":
+                why.setdefault(c.board, c.message)
+            else:
+                ran.add(c.board)
+    return {board: reason for board, reason in why.items() if board not in ran}
 
 
 def matrix(cases: list[CaseResult]) -> dict[str, dict[str, dict[str, int]]]:

@@ -37,7 +37,7 @@ def test_expected_failures_are_their_own_outcome(tmp_path):
     )
     outcomes = {c.name: c.outcome for c in read_cases(xml)}
     assert outcomes == {"test_alpn[native]": "xfailed", "test_can[native]": "skipped"}
-    tally = tally_by_board(xml)["native"]
+    tally = tally_by_board(read_cases(xml))["native"]
     assert (tally.xfailed, tally.skipped, tally.verdict) == (1, 1, "SKIP")
 
 
@@ -58,9 +58,22 @@ def _two_passed_one_failed(tmp_path):
 
 def test_an_interrupted_run_is_never_a_pass(tmp_path):
     xml = _two_passed_one_failed(tmp_path)
-    whole = tally_by_board(xml)
+    whole = tally_by_board(read_cases(xml))
     assert (whole["native"].verdict, whole["mps2"].verdict) == ("PASS", "FAIL")
-    cut = tally_by_board(xml, interrupted=True)
+    cut = tally_by_board(read_cases(xml), interrupted=True)
     assert {name: t.verdict for name, t in cut.items()} == {"native": "INTERRUPTED", "mps2": "INTERRUPTED"}
     assert (cut["native"].passed, cut["native"].failed, cut["mps2"].failed) == (2, 0, 1)  # the counts stay
     assert cut["mps2"].reasons == ["test_a[mps2]: boom"]
+
+
+def test_pairings_that_ran_nothing_are_named_once_with_their_reason():
+    from harness.report.junit import CaseResult, idle_pairings
+
+    def case(board: str, outcome: str, message: str = "", pair: bool = True) -> CaseResult:
+        props = {"board": board} | ({"boards": "server=a,client=b"} if pair else {})
+        return CaseResult(board, "multi", "suites.multi.test_multi_tcp", "t", outcome, message, "", 0.0, "", props)
+
+    cases = [case("a-b", "passed"), case("a-b", "skipped", "lacks tls"),  # ran something: a row
+             case("n-b", "skipped", "native cannot join"), case("n-b", "skipped", "other"),  # ran nothing
+             case("microbit", "skipped", "lacks net", pair=False)]  # a board, not a pairing: stays a row  # fmt: skip
+    assert idle_pairings(cases) == {"n-b": "native cannot join"}
