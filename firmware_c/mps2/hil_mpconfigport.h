@@ -17,6 +17,12 @@
 #undef MICROPY_PY_SELECT
 #define MICROPY_PY_SELECT                   (1)
 
+// asyncio's C core (_asyncio; ports/qemu turns it off): networked MicroPython devices ship asyncio,
+// and apps and MicroPython's own tests (multi_net/asyncio_*) use it over lwIP sockets. The Python
+// half is frozen from extmod/asyncio (targets/mps2_an385.toml image.freeze_packages).
+#undef MICROPY_PY_ASYNCIO
+#define MICROPY_PY_ASYNCIO                  (1)
+
 // os.urandom and random's seed come from the host's entropy (hil_board.c)
 #define MICROPY_PY_OS_INCLUDEFILE           "hil_modos.c"
 #define MICROPY_PY_OS_URANDOM               (1)

@@ -164,10 +164,32 @@ def frozen_files(firmware_py: Path, freeze: str | Sequence[str]) -> list[Path]:
     return sorted(set(files))
 
 
-def manifest_text(files: Sequence[Path]) -> str:
+def frozen_packages(packages: object) -> list[str]:
+    """image.freeze_packages: folders of the MicroPython tree with a manifest.py (extmod/asyncio)."""
+    if not isinstance(packages, list | tuple) or not all(isinstance(p, str) for p in packages):
+        raise ConfigError(f"image option 'freeze_packages' must be a list of folders of the MicroPython tree "
+                          f'such as ["extmod/asyncio"], not {packages!r}')  # fmt: skip
+    for p in packages:
+        if p.startswith("/") or ".." in Path(p).parts or not re.fullmatch(r"[A-Za-z0-9_./-]+", p):
+            raise ConfigError(f"image option 'freeze_packages' names {p!r}: give a folder inside the MicroPython "
+                              'tree, such as "extmod/asyncio"')  # fmt: skip
+    return list(packages)
+
+
+def manifest_text(files: Sequence[Path], packages: Sequence[str] = ()) -> str:
     # relative to the manifest's own directory, so the text (a cache input) does not depend on paths
     names = ", ".join(repr(f.name) for f in files)
-    return f"freeze('modules', ({names},))\n" if files else ""
+    text = "".join(f'include("$(MPY_DIR)/{p}")\n' for p in packages)
+    return text + (f"freeze('modules', ({names},))\n" if files else "")
+
+
+def _check_packages(src: Path, packages: Sequence[str]) -> None:
+    for p in packages:
+        if not (src / p / "manifest.py").is_file():
+            raise ConfigError(
+                f"image option 'freeze_packages' names {p!r}, which has no manifest.py in MicroPython's "
+                f'source tree ({src}); name a folder that has one, such as "extmod/asyncio"'
+            )
 
 
 def _check_compiles(files: Sequence[Path], mpy_cross_bin: Path, work: Path, log_file: Path) -> None:
@@ -256,7 +278,8 @@ def build(ctx: BuildContext, options: dict) -> Image:
     _require_tools(BUILD_TOOLS)
     _require_picolibc()
     files = frozen_files(ctx.firmware_py, options.get("freeze", "all"))
-    manifest = manifest_text(files)
+    packages = frozen_packages(options.get("freeze_packages", []))
+    manifest = manifest_text(files, packages)
     inputs: dict[str, str | bytes | Path] = {
         "source_version": version,
         "board": board,
@@ -272,6 +295,7 @@ def build(ctx: BuildContext, options: dict) -> Image:
     def build_elf(out: Path) -> None:
         plain = source_tree(ctx, version, options)
         src = net_source_tree(ctx, net, options) if net else plain
+        _check_packages(src, packages)
         mpy_cross_bin = mpy_cross(ctx, plain, version)
         with step_log(board, out) as log_file:
             _build_firmware(ctx, src, mpy_cross_bin, files, manifest, out, log_file, board, heap_kb)

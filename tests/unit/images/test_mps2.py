@@ -27,6 +27,22 @@ def test_freeze_list_selects_files_and_rejects_unknown(tmp_path: Path) -> None:
         mps2.frozen_files(tmp_path, ["nope.py"])
 
 
+def test_freeze_packages_are_included_from_the_micropython_tree(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("")
+    files = mps2.frozen_files(tmp_path, "all")
+    assert mps2.manifest_text(files, mps2.frozen_packages(["extmod/asyncio"])) == (
+        'include("$(MPY_DIR)/extmod/asyncio")\n' "freeze('modules', ('a.py',))\n"
+    )
+    for bad in ("extmod/asyncio", ["/etc"], ["../x"], ["a b"]):
+        with pytest.raises(ConfigError, match="image option 'freeze_packages'"):
+            mps2.frozen_packages(bad)
+    (tmp_path / "extmod" / "asyncio").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"'extmod/asyncio', which has no manifest\.py"):
+        mps2._check_packages(tmp_path, ["extmod/asyncio"])
+    (tmp_path / "extmod" / "asyncio" / "manifest.py").write_text("")
+    mps2._check_packages(tmp_path, ["extmod/asyncio"])
+
+
 def test_missing_toolchain_names_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
     monkeypatch.setattr(mps2.shutil, "which", lambda t: None if t == "arm-none-eabi-gcc" else real_which(t))
