@@ -30,6 +30,7 @@ CAN_LOG_PROPERTY = "can_log"
 
 START = pytest.StashKey[float]()  # when the test's span began (time.time())
 BOARDS = pytest.StashKey[list[Board]]()  # the boards it ran on (a retry may lease a new one)
+LABELS = pytest.StashKey[dict[int, str]]()  # id(board) -> its role, on a multi-board test's boards
 NOTES = pytest.StashKey[list[Entry]]()  # harness events of the test itself (a retry), not of a board
 FAILED = pytest.StashKey[bool]()  # some phase of it failed
 PCAP_SHIFT = pytest.StashKey[float | None]()  # its pcap's clock to the host's (None: unknown)
@@ -60,11 +61,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         begin(item)
 
 
-def attach(item: pytest.Item, board: Board) -> None:
-    """The test runs on ``board``: its journal is sliced for the timeline."""
+def attach(item: pytest.Item, board: Board, label: str | None = None) -> None:
+    """The test runs on ``board``: its journal is sliced for the timeline. ``label``: the board's
+    role in a multi-board test (its lines say which board spoke)."""
     boards = item.stash.setdefault(BOARDS, [])
     if all(b is not board for b in boards):
         boards.append(board)
+    if label is not None:
+        item.stash.setdefault(LABELS, {})[id(board)] = label
 
 
 def note(item: pytest.Item, text: str) -> None:
@@ -103,7 +107,11 @@ def write_can_log(item: pytest.Item, journal: Journal, log_dir: Path) -> None:
 def timeline_text(item: pytest.Item, boards: list[Board]) -> str:
     start = item.stash.get(START, time.time())
     spans = [board.journal.since(start) for board in boards]
-    entries = sorted([e for span in spans for e in span.entries] + item.stash.get(NOTES, []), key=lambda e: e.t)
+    labels = item.stash.get(LABELS, {})
+    # a multi-board test's boards: each board's console lines put together apart, named by role
+    roles = [(labels[id(b)], span.entries) for b, span in zip(boards, spans, strict=True) if id(b) in labels]
+    mixed = [e for b, span in zip(boards, spans, strict=True) if id(b) not in labels for e in span.entries]
+    entries = sorted(mixed + item.stash.get(NOTES, []), key=lambda e: e.t)
     pcap = next((Path(v) for k, v in reversed(item.user_properties) if k == "pcap"), None)
     shift = item.stash.get(PCAP_SHIFT, None)
     notes = []
@@ -113,7 +121,7 @@ def timeline_text(item: pytest.Item, boards: list[Board]) -> str:
         notes.append("packet times: QEMU's clock is not the host's on a board with snapshots (paused to save one, "
                      "or restored); the first packet is put where the capture began, the rest keep their spacing")
     text = merge(entries, start, pcap=pcap if pcap and pcap.exists() else None, pcap_shift=shift or 0.0,
-                 dropped=sum(span.dropped for span in spans))  # fmt: skip
+                 dropped=sum(span.dropped for span in spans), boards=roles)  # fmt: skip
     return "".join(f"--- hil: {note} ---\n" for note in notes) + text
 
 
@@ -145,8 +153,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.sections.append((TIMELINE_SECTION, TIMELINE_HEADER + timeline_text(item, boards)))
     finally:
         # a retry's span starts with the first attempt, on whichever boards: the retry is on it
-        kept = (START, BOARDS, NOTES) if _retrying(item) else ()
-        for key in (START, BOARDS, NOTES, FAILED, PCAP_SHIFT, PCAP_STARTED):
+        kept = (START, BOARDS, LABELS, NOTES) if _retrying(item) else ()
+        for key in (START, BOARDS, LABELS, NOTES, FAILED, PCAP_SHIFT, PCAP_STARTED):
             if key in item.stash and key not in kept:
                 del item.stash[key]
 

@@ -62,6 +62,7 @@ from harness.io.repl import BoardException, RunningCode
 from harness.lab.pool import BoardPool
 from harness.net.boardnet import close_segment
 from harness.net.canhub import CanHub
+from harness.pytest import evidence
 from harness.pytest.expectations import expectation_for
 from harness.pytest.fixtures import ConsoleMark, board_properties, printable
 from harness.pytest.selection import selected_boards
@@ -443,6 +444,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
     """One booted board per role of @pytest.mark.roles, all on one tap segment (see the module
     docstring); each soft-reset to a clean interpreter."""
     item = request.node
+    evidence.begin(item)  # the test's evidence timeline starts before its boards are leased
     pairing = tuple(request.param)
     roles = roles_of(item)
     names = instances(pairing)
@@ -461,6 +463,7 @@ def duts(request: pytest.FixtureRequest, multi_pool: MultiPool) -> Iterator[Duts
                 multi_pool.mark_stale(instance)
                 board = multi_pool.get(instance)
         board.fresh = False
+        evidence.attach(item, board, label=role)
         marks[role] = ConsoleMark.of(board)
         nodes[role] = Node(role, board, instance.rsplit(".", 1)[0])
         # each board's facts, under its role's name (the report's single-board "board" stays unset)

@@ -160,10 +160,22 @@ def _format(line: Line, start: float) -> str:
     return f"{stamp} {line.source:<{SOURCE_WIDTH}} {line.text}"
 
 
+def labelled(lines: Iterable[Line], label: str) -> list[Line]:
+    """One board's lines among several boards' (a multi-board test): its console directions and
+    CAN frames name it by ``label`` (its role): ``host>server``, ``server>host``, ``can@server``."""
+    names = {HOST_TO_BOARD: f"host>{label}", BOARD_TO_HOST: f"{label}>host", CAN: f"can@{label}"}
+    return [Line(line.t, names.get(line.source, line.source), line.text) for line in lines]
+
+
 def merge(entries: Iterable[Entry], start: float, *, pcap: Path | None = None, pcap_shift: float = 0.0,
-          can_messages: Iterable = (), dropped: int = 0, max_lines: int = MAX_LINES) -> str:
-    """The journal's entries, the pcap's packets and the CAN frames on one timeline (see render)."""
+          can_messages: Iterable = (), dropped: int = 0, max_lines: int = MAX_LINES,
+          boards: Iterable[tuple[str, Iterable[Entry]]] = ()) -> str:  # fmt: skip
+    """The journal's entries, the pcap's packets and the CAN frames on one timeline (see render).
+    ``boards``: (label, entries) of each board of a multi-board test, whose console lines are put
+    together per board (two boards' bytes in one direction are two streams) and labelled."""
     lines = console_lines(entries)
+    for label, board_entries in boards:
+        lines += labelled(console_lines(board_entries), label)
     if pcap is not None:
         lines += pcap_lines(pcap, pcap_shift)
     lines += can_lines(can_messages)

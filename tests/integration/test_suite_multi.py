@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.html import write_html
+from harness.report.timeline import split
 from tests.conftest import REPO
 from tests.integration.test_html_report import _chromium
 
@@ -52,6 +53,7 @@ def run_suite(tmp_path: Path, select: str, *extra: str, env: dict | None = None,
     for case in ET.parse(xml).iter("testcase"):
         verdict = next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed")
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        props["system-out"] = case.findtext("system-out") or ""
         cases[case.get("name")] = (verdict, props)
     return cases
 
@@ -72,6 +74,11 @@ def test_a_can_node_that_reorders_two_frames_is_caught(tmp_path):
     assert len(good) == len(bad) == 4
     assert [v for v, _ in good.values()] == ["passed"] * 4
     assert [v for v, _ in bad.values()] == ["failure"] * 4
+    # the failing case's evidence timeline has both boards' consoles and the frames each node's bus
+    # carried, named by role, with the harness's events
+    _, timeline = split(bad["test_can_burst_arrives_whole_and_in_order[mps2_an385-qemu_x86]"][1]["system-out"])
+    for source in ("host>server ", "server>host ", "host>client ", "client>host ", "can@", "harness "):
+        assert f" {source}" in timeline, (source, timeline[-3000:])
 
 
 def test_under_xdist_each_pairing_stays_on_one_worker(tmp_path):

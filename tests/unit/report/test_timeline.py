@@ -120,3 +120,17 @@ def test_merge_puts_every_source_on_one_timeline(tmp_path):
 def test_split_separates_console_text_and_timeline():
     assert split("console\n" + TIMELINE_HEADER + "t+0.1 harness x\n") == ("console\n", "t+0.1 harness x\n")
     assert split("console only\n") == ("console only\n", "")
+
+
+def test_a_multi_board_timeline_keeps_each_boards_console_apart_and_names_it_by_role():
+    server = [Entry(1.0, HOST_TO_BOARD, b"srv("), Entry(1.3, HOST_TO_BOARD, b")\n"), Entry(1.4, CAN, can.Message(
+        arbitration_id=0x12, data=b"\x01", is_extended_id=False, is_rx=True, timestamp=1.4))]
+    client = [Entry(1.1, HOST_TO_BOARD, b"cli()\n"), Entry(1.2, BOARD_TO_HOST, b"READY;\n")]
+    text = merge([Entry(1.05, HARNESS, "lease x")], 1.0, boards=[("server", server), ("client", client)])
+    assert text.splitlines() == [
+        "t+0.000000 host>server srv()",  # one line though the client's bytes came in between
+        "t+0.050000 harness    lease x",
+        "t+0.100000 host>client cli()",
+        "t+0.200000 client>host READY;",
+        "t+0.400000 can@server board>host 012 [1] 01",
+    ]
