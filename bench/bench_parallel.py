@@ -1,7 +1,7 @@
 """Wall time of the smoke suite on mps2_an385, microbit and native: one pytest process vs two
 pytest-xdist workers (`-n 2`, scheduled by board), back to back. Images are built first (not timed).
 
-    .venv/bin/python bench/bench_parallel.py [--rounds N] [--board B ...]
+    .venv/bin/python bench/bench_parallel.py [--rounds N] [--board B ...] [--suite suites/X ...]
 
 Each run is `hil run` in its own process group with a timeout; the figures are wall times
 (median of N rounds), then 2 workers' time as a share of 1 worker's (the acceptance figure: <= 0.6
@@ -28,8 +28,9 @@ BOARDS = ["mps2_an385", "microbit", "native"]
 TIMEOUT = 900
 
 
-def run(boards: list[str], workers: int | None, out: Path, extra: tuple[str, ...] = ()) -> tuple[float, int, str]:
-    argv = [HIL, "run", *(a for b in boards for a in ("-b", b)), "-s", str(REPO / "suites" / "smoke"),
+def run(boards: list[str], workers: int | None, out: Path, extra: tuple[str, ...] = (),
+        suites: tuple[str, ...] = ("suites/smoke",)) -> tuple[float, int, str]:  # fmt: skip
+    argv = [HIL, "run", *(a for b in boards for a in ("-b", b)), *(a for s in suites for a in ("-s", str(REPO / s))),
             "--out", str(out), "-q"]  # fmt: skip
     if workers:
         argv += ["-n", str(workers)]
@@ -57,12 +58,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--board", action="append", default=None, help=f"default: {' '.join(BOARDS)}")
+    parser.add_argument("--suite", action="append", default=None, help="default: suites/smoke (the acceptance figure)")
     args = parser.parse_args()
     boards = args.board or BOARDS
+    suites = tuple(args.suite or ("suites/smoke",))
     for board in boards:  # build or fetch the images outside the timed runs
         subprocess.run([HIL, "build", board], cwd=REPO, check=True, stdout=subprocess.DEVNULL, timeout=TIMEOUT)
-    print(f"smoke suite on {', '.join(boards)} ({os.cpu_count()} CPUs), {args.rounds} rounds, median wall time; "
-          f"load average {_load()}")
+    print(f"{' + '.join(suites)} on {', '.join(boards)} ({os.cpu_count()} CPUs), {args.rounds} rounds, "
+          f"median wall time; load average {_load()}")
     # 2 workers as scheduled by default (an emulated board's tests split, one instance per worker),
     # and with --hil-whole-boards (each board's tests on one worker, as before the split)
     variants = {"1 worker": (None, ()), "2 workers": (2, ()), "2 workers, whole boards": (2, ("--hil-whole-boards",))}
@@ -70,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
         for i in range(args.rounds):
             for j, (label, (workers, extra)) in enumerate(variants.items()):
-                elapsed, code, summary = run(boards, workers, Path(tmp) / f"{j}-{i}", extra)
+                elapsed, code, summary = run(boards, workers, Path(tmp) / f"{j}-{i}", extra, suites)
                 results[label].append(elapsed)
                 flag = "" if code == 0 else f"  (exit {code})"
                 print(f"  round {i + 1}, {label}: {elapsed:6.2f} s  {summary}{flag}", flush=True)
