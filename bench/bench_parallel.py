@@ -51,7 +51,21 @@ def run(boards: list[str], workers: int | None, out: Path, extra: tuple[str, ...
             pass
     elapsed = time.monotonic() - started
     summary = next((line for line in reversed(output.splitlines()) if " in " in line and "passed" in line), "")
+    if proc.returncode:  # which tests, before the temporary output folder goes
+        summary += "".join(f"\n      {line}" for line in _problems(out / "junit.xml"))
     return elapsed, proc.returncode, summary.strip("= ")
+
+
+def _problems(junit: Path) -> list[str]:
+    """Each failed or erroring case of a run: its name and the first line of its message."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        cases = ET.parse(junit).iter("testcase")
+    except (OSError, ET.ParseError) as exc:
+        return [f"(no JUnit: {exc})"]
+    return [f"{c.get('name')}: {r.tag}: {(r.get('message') or '').splitlines()[0][:160] if r.get('message') else ''}"
+            for c in cases for r in c if r.tag in ("failure", "error")]  # fmt: skip
 
 
 def main() -> None:
