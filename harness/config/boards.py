@@ -143,6 +143,10 @@ class ConsoleSpec:
     rx_buffer: int = 0  # bytes the board's UART receive buffer holds; 0 = not bounded (flow controlled)
     ack_module: str = ""
     ack_every: int = 0
+    # Code of at least compress_min bytes goes deflated through firmware_py/hil_paste.py unz() when
+    # that is shorter (harness/io/codepack.py): for consoles whose every byte is slow, e.g. QEMU's
+    # CMSDK UART, which takes one byte per main-loop pass. 0 = never.
+    compress_min: int = 0
     reset: ResetKind = "soft"  # soft (Ctrl-D) | none: what happens between tests
     # Crash signatures (regexes, multiline): one on the console while code runs, or in the launcher's
     # account of a board that went away meanwhile, fails the test at once as BoardCrashed with the dump.
@@ -358,6 +362,8 @@ def check_board(spec: BoardSpec, where: str) -> None:
     if c.ack_module and not (c.rx_buffer > 0 and 0 < c.ack_every <= c.rx_buffer):
         raise ConfigError(f"{where}: key 'console.ack_module' needs 'console.rx_buffer' > 0 and "
                           f"'console.ack_every' between 1 and rx_buffer (got {c.rx_buffer} and {c.ack_every})")
+    if c.compress_min < 0:
+        raise ConfigError(f"{where}: key 'console.compress_min' is {c.compress_min}; use a byte count >= 0 (0 = off)")
     for key, patterns in (("crash", spec.console.crash), ("crash_cpu", [spec.console.crash_cpu])):
         for pattern in patterns:
             try:

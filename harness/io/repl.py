@@ -18,12 +18,23 @@ import pexpect
 
 from harness.config.boards import ConsoleSpec
 from harness.errors import ConsoleTimeout
+from harness.io import codepack
 from harness.io.console import Console, printed_text
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n>"
 FRIENDLY_PROMPT = b">>> "
 SOFT_REBOOT = b"soft reboot\r\n"
 INTERRUPT_WAIT = 3.0  # default seconds for running code to answer Ctrl-C before it counts as unresponsive
+PACK_MODULE = "hil_paste"  # firmware_py module whose unz() takes compressed code (codepack.py)
+# bytes compressing must save to pay for the receiver's go-ahead (one more round trip): on mps2_an385
+# a round trip costs about what 16 bytes of code do, and code that saved fewer ran no faster
+PACK_MIN_SAVING = 16
+# the frames exec(hil_paste.unz(...)) adds to a traceback: the command's own line, and unz's when
+# compile() raised (a SyntaxError in the code); plain raw REPL has neither
+_PACK_FRAMES = re.compile(
+    rb'(Traceback \(most recent call last\):\r?\n)  File "<stdin>", line 1, in <module>\r?\n'
+    rb'(?:  File "[^"\r\n]*hil_paste\.py", line \d+, in unz\r?\n(?=  File "<stdin>"))?'
+)
 _ERRNO = re.compile(r"^(?:\[Errno (\d+)\]|(\d+))\s*(.*)$")
 
 
@@ -95,7 +106,7 @@ class RunningCode:
             console.crash_watch = False
             self.done = True
             if err:
-                raise parse_board_exception(err.decode("utf-8", "replace"))
+                raise parse_board_exception(self.repl.own_traceback(err).decode("utf-8", "replace"))
             raise AssertionError(f"board code ended without printing {marker!r}; output: {bytes(self.output)!r}")
         self.output += marker.encode()
         return self.output.decode("utf-8", "replace")
@@ -148,7 +159,7 @@ def parse_board_exception(stderr: str) -> BoardException:
 
 def client_settings(console: ConsoleSpec) -> dict:
     """What RawRepl takes from a target's [console]: how it sends code (a recording keeps them)."""
-    keys = ("raw_paste", "exec_timeout", "rx_buffer", "ack_module", "ack_every")
+    keys = ("raw_paste", "exec_timeout", "rx_buffer", "ack_module", "ack_every", "compress_min")
     return {key: getattr(console, key) for key in keys}
 
 
@@ -156,12 +167,15 @@ class RawRepl:
     def __init__(
         self, console: Console, *, raw_paste: bool = True, exec_timeout: float = 10.0,
         interrupt_wait: float = INTERRUPT_WAIT, rx_buffer: int = 0, ack_module: str = "", ack_every: int = 0,
+        compress_min: int = 0,
     ) -> None:  # fmt: skip
         self.console = console
         self.use_raw_paste: bool | None = None if raw_paste else False  # None: not probed yet
         self.paste_window = 0  # the board's raw-paste window, once probed
         # a board without raw-paste whose UART drops what its buffer cannot hold (ConsoleSpec.rx_buffer)
         self.rx_buffer, self.ack_module, self.ack_every = rx_buffer, ack_module, ack_every
+        self.compress_min = compress_min  # code this long or longer goes compressed (0: never)
+        self.packed = False  # the running code came through hil_paste.unz (its tracebacks have exec's frame)
         self.exec_timeout = exec_timeout
         self.interrupt_wait = interrupt_wait  # past a timeout: how long Ctrl-C may take to stop the code
         self.in_raw = False
@@ -209,6 +223,12 @@ class RawRepl:
             code = code.encode()
         if not self.in_raw:
             self.enter_raw()
+        self.packed = bool(self.compress_min and len(code) >= self.compress_min and self._send_packed(code))
+        if not self.packed:
+            self._send_plain(code)
+        self.console.watch_crashes()  # the code runs from here
+
+    def _send_plain(self, code: bytes) -> None:
         # Code that fits the board's raw-paste window goes as plain raw mode: a board takes a window
         # unpaced either way, and plain mode saves the paste request's round trip (a third of a
         # short exec). Longer code, and the first exec (it learns the window), use raw paste.
@@ -223,7 +243,44 @@ class RawRepl:
         else:
             self.console.send(code + b"\x04")
             self.console.expect_bytes(b"OK", 5.0, "'OK' after sending code")
-        self.console.watch_crashes()  # the code runs from here
+
+    def _send_packed(self, code: bytes) -> bool:
+        """Long code on a console whose every byte is slow (QEMU's CMSDK UART takes one per main
+        loop pass): a short command starts PACK_MODULE.unz on the board, which says \\x01, reads the
+        code deflated (codepack.py) from stdin and hands exec() it compiled as "<stdin>". False when
+        compressing saves too little, or unz fails before it takes a byte (an image without it or
+        without MicroPython's deflate module): then never again."""
+        wbits, payload = codepack.encode(code)
+        start = f"exec(__import__({PACK_MODULE!r}).unz({len(payload)},{wbits}))".encode()
+        if len(start) + len(payload) + PACK_MIN_SAVING > len(code):
+            return False
+        console = self.console
+        self._send_plain(start)
+        # the receiver's go-ahead, or the command's end (\x04: it failed before reading a byte)
+        index = self._receiver_answer(f"no answer from the board's receiver ({PACK_MODULE}.unz)")
+        if index == 1:  # none of the code has run: it goes plain, and so does all code from now on
+            err = console.expect_bytes(b"\x04", 5.0, "end of error output")
+            console.expect_bytes(b">", 5.0, "raw REPL prompt")
+            why = parse_board_exception(err.decode("utf-8", "replace")).message
+            console.note(f"{PACK_MODULE}.unz does not run on the board ({why}): long code goes uncompressed")
+            self.compress_min = 0
+            return False
+        console.send(payload)
+        return True
+
+    def own_traceback(self, err: bytes) -> bytes:
+        """The traceback as plain raw REPL would print it: without the frames of unz's exec line."""
+        return _PACK_FRAMES.sub(rb"\1", err, count=1) if self.packed else err
+
+    def _receiver_answer(self, silent: str) -> int:
+        """0: a board-side receiver (hil_paste) said \x01; 1: its command ended (\x04), it failed.
+        Silence is a ConsoleTimeout saying ``silent``."""
+        try:
+            return self.console.expect_exact([b"\x01", b"\x04"], timeout=5.0)
+        except pexpect.TIMEOUT:
+            raise ConsoleTimeout(
+                f"{self.console.transport.name}: {silent}; console tail: {self.console.tail(200)!r}"
+            ) from None
 
     def _send_acked(self, code: bytes) -> bool:
         """Code longer than the board's receive buffer, on a board without raw-paste: a short line
@@ -244,13 +301,10 @@ class RawRepl:
             if room > 0:
                 console.send(code[sent : sent + room], paced=False)
                 sent += room
-            try:  # an acknowledgement, or the receiver's own end (\x04: it failed, e.g. no such module)
-                index = console.expect_exact([b"\x01", b"\x04"], timeout=5.0)
-            except pexpect.TIMEOUT:
-                raise ConsoleTimeout(
-                    f"{console.transport.name}: board stopped acknowledging code at byte {acked} of {len(code)} "
-                    f"({self.ack_module}.take); console tail: {console.tail(200)!r}"
-                ) from None
+            # an acknowledgement, or the receiver's own end (\x04: it failed, e.g. no such module)
+            index = self._receiver_answer(
+                f"board stopped acknowledging code at byte {acked} of {len(code)} ({self.ack_module}.take)"
+            )
             if index == 1:  # e.g. MemoryError: the board cannot hold the code, as in plain raw REPL
                 printed = console.before
                 err = console.expect_bytes(b"\x04", 5.0, "end of error output")
@@ -283,7 +337,7 @@ class RawRepl:
         err = console.expect_bytes(b"\x04", 5.0, "end of error output")
         console.expect_bytes(b">", 5.0, "raw REPL prompt after exec")
         console.crash_watch = False
-        return out, err
+        return out, self.own_traceback(err)
 
     def exec_raw(self, code: str | bytes, timeout: float | None = None) -> tuple[bytes, bytes]:
         """Run code; return (stdout, stderr) as bytes, without interpreting stderr."""

@@ -47,6 +47,7 @@ def test_image_options_pass_through(tmp_path):
         (QEMU + '[console]\nack_module = "hil_paste"\nack_every = 21\n',
          "'console.ack_module' needs 'console.rx_buffer' > 0 and 'console.ack_every' between 1 and rx_buffer"),
         (QEMU + '[console]\nack_module = "hil_paste"\nrx_buffer = 63\nack_every = 64\n', "(got 63 and 64)"),
+        (QEMU + "[console]\ncompress_min = -1\n", "key 'console.compress_min' is -1; use a byte count >= 0"),
         (QEMU + "[launch.args]\n", "'launch.args' must be list[str]"),
         (QEMU + '[network]\nnic = "pci"\n', "key 'network.nic' is 'pci'; use \"device\" or \"board\""),
         (QEMU + '[network]\nconfigure = "dhcp"\n', "key 'network.configure' is 'dhcp'; use \"kernel\" or \"repl\""),

@@ -44,7 +44,7 @@ def replayed(path: Path) -> tuple[ReplayTransport, RawRepl]:
     replay = ReplayTransport(path, write_chunk=header.get("write_chunk", 0))  # paced as recorded, no gap
     console = Console(replay, timeout=2)
     # how the client sends code, as the recorded board's target file said (RawRepl's keyword arguments)
-    sending = {k: header[k] for k in ("rx_buffer", "ack_module", "ack_every") if k in header}
+    sending = {k: header[k] for k in ("rx_buffer", "ack_module", "ack_every", "compress_min") if k in header}
     repl = RawRepl(console, raw_paste=header["raw_paste"], exec_timeout=header.get("exec_timeout", 2), **sending)
     return replay, repl
 

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from harness.errors import ConsoleTimeout
+from harness.io import codepack
 from harness.io.console import Console
 from harness.io.repl import BoardException, RawRepl, parse_board_exception
 from tests.fakeboard import FakeRawBoard
@@ -290,3 +291,104 @@ def test_a_board_without_the_receiver_module_gets_paced_writes():
     assert repl.exec(code) == f"{sum(range(50))}\n"  # the stray start of the code was cleared
     assert repl.ack_module == "" and repl.exec(code) == f"{sum(range(50))}\n"  # not asked again
     assert max(len(w) for w in board.writes[-10:]) <= 16  # paced by the clock instead
+
+
+class PackingBoard(FakeRawBoard):
+    """A board with firmware_py/hil_paste.py's unz(): after the command it says \\x01 and takes the
+    next N bytes as escaped raw deflate; the code then runs, its tracebacks with exec's frame."""
+
+    UNZ = re.compile(rb"^exec\(__import__\('hil_paste'\)\.unz\((\d+),(\d+)\)\)$")
+
+    def __init__(self, fails: bytes = b"", **kw) -> None:
+        super().__init__(**kw)
+        self.fails = fails  # the error unz() raises before it takes a byte (b"": it works)
+        self.unzipping: tuple[int, int] | None = None  # (bytes wanted, window bits)
+        self.wire = bytearray()
+        self.packed_runs = 0
+
+    def _write(self, data: bytes) -> None:
+        if self.unzipping is None:
+            super()._write(data)
+            return
+        self.writes.append(data)
+        assert b"\x03" not in data, "Ctrl-C on the wire: the board would raise KeyboardInterrupt"
+        self.wire += data
+        want, wbits = self.unzipping
+        assert len(self.wire) <= want, "more bytes than unz() takes: the rest would reach the raw prompt"
+        if len(self.wire) == want:
+            self.unzipping = None
+            self.code, self.wire = bytearray(codepack.decode(bytes(self.wire), wbits)), bytearray()
+            self.packed_runs += 1
+            self._run()
+            self.out[:] = self.out.replace(  # the frame of the command's exec(), before the code's own
+                b'Traceback (most recent call last):\r\n',
+                b'Traceback (most recent call last):\r\n  File "<stdin>", line 1, in <module>\r\n',
+            )
+
+    def _run(self) -> None:
+        m = self.UNZ.match(bytes(self.code))
+        if m and self.fails:
+            self.code = bytearray()
+            self.out += b"\x04Traceback (most recent call last):\r\n  File \"<stdin>\", line 1, in <module>\r\n"
+            self.out += self.fails + b"\r\n\x04>"
+        elif m:
+            self.code = bytearray()
+            self.unzipping = (int(m.group(1)), int(m.group(2)))
+            self.out += b"\x01"
+        else:
+            super()._run()
+
+
+LONG = "data = " + repr(bytes(range(256)) * 4) + "\n"
+LONG += "".join(f"v{i} = {i}\n" for i in range(200)) + "print(len(data), v199)"
+
+
+@pytest.mark.parametrize("use_paste", [True, False])
+def test_long_code_goes_compressed_with_no_ctrl_c_on_the_wire(use_paste):
+    board = PackingBoard(window=64)
+    repl = RawRepl(Console(board, timeout=0.5), raw_paste=use_paste, exec_timeout=0.5, compress_min=200)
+    assert repl.exec(LONG) == "1024 199\n"
+    assert board.packed_runs == 1 and repl.packed
+    assert sum(len(w) for w in board.writes) < len(LONG) / 2
+    assert repl.exec("print('short')") == "short\n" and board.packed_runs == 1  # below compress_min: plain
+    assert repl.exec(LONG + "\n") == "1024 199\n" and board.packed_runs == 2
+
+
+def test_compression_off_sends_the_code_itself():
+    board = PackingBoard()
+    repl = RawRepl(Console(board, timeout=0.5), exec_timeout=0.5)
+    assert repl.exec(LONG) == "1024 199\n"
+    assert board.packed_runs == 0 and not repl.packed
+
+
+def test_code_that_does_not_shrink_goes_plain():
+    board = PackingBoard()
+    repl = RawRepl(Console(board, timeout=0.5), exec_timeout=0.5, compress_min=10)
+    assert repl.exec("print(6 * 7)") == "42\n"  # deflate plus the command: longer than the code
+    assert board.packed_runs == 0
+
+
+def test_a_compressed_codes_traceback_is_the_one_plain_code_gets():
+    plain_board, packing_board = PackingBoard(), PackingBoard()
+    tracebacks = []
+    for board, compress_min in ((plain_board, 0), (packing_board, 200)):
+        repl = RawRepl(Console(board, timeout=0.5), exec_timeout=0.5, compress_min=compress_min)
+        with pytest.raises(ValueError, match="nope") as info:
+            repl.exec(LONG + "\nraise ValueError('nope')")
+        assert info.value.output == "1024 199\n"
+        tracebacks.append(info.value.board_traceback)
+    assert packing_board.packed_runs == 1
+    assert tracebacks[0] == tracebacks[1]
+    assert tracebacks[0].count("File ") == 1
+
+
+@pytest.mark.parametrize(
+    "fails", [b"ImportError: no module named 'hil_paste'", b"ImportError: no module named 'deflate'"]
+)
+def test_a_board_without_unz_gets_the_code_uncompressed_and_is_not_asked_again(fails):
+    board = PackingBoard(fails=fails)
+    repl = RawRepl(Console(board, timeout=0.5), exec_timeout=0.5, compress_min=200)
+    assert repl.exec(LONG) == "1024 199\n"
+    assert repl.compress_min == 0 and not repl.packed
+    assert repl.exec(LONG) == "1024 199\n"
+    assert b"".join(board.writes).count(b"unz(") == 1
