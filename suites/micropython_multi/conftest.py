@@ -6,7 +6,7 @@ fetches) through the harness: each test file is a case on every pairing of the s
     hil run --suite suites/micropython_multi --board mps2_an385_tap --board qemu_x86_tap -n 2
     make mpmulti
 
-Opt-in, like suites/micropython and suites/multi: a plain run over suites/ skips it; naming the
+Opt-in, like suites/micropython (suites/multi runs in every run): a plain run over suites/ skips it; naming the
 suite runs it. The tree: suites/micropython/mp_tree.py (HIL_MP_SRC=DIR for another checkout).
 Silence limit per instance: --mp-multi-timeout (or $HIL_MP_MULTI_TIMEOUT), default 30 s
 (run-multitests.py: 10 s, for real boards; TCG boards on a loaded host need more).
