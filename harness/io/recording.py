@@ -77,9 +77,9 @@ class RecordingTransport(Transport):
 
     def __init__(self, inner: Transport, path: Path | None = None, board: str = "", header: dict | None = None,
                  journal: Journal | None = None) -> None:  # fmt: skip
-        super().__init__()  # pacing stays the inner transport's: writes go through its write()
-        for key in vars(self).keys() - {"events", "on_event", "_next_write"}:
-            setattr(self, key, getattr(inner, key))  # but the client reads its settings (is the line paced?)
+        # pacing is the inner transport's (writes go through its write()); its settings are said here
+        # too, because the REPL client reads them (is the line paced?)
+        super().__init__(inner.write_chunk, inner.write_gap * 1000.0)
         self.inner, self.name, self.journal = inner, inner.name, journal
         self.path = Path(path) if path is not None else None
         self.events = inner.events  # one list: the inner transport reports its link events into it
