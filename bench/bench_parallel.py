@@ -5,10 +5,12 @@ pytest-xdist workers (`-n 2`, scheduled by board), back to back. Images are buil
 
 Each run is `hil run` in its own process group with a timeout; the figures are wall times
 (median of N rounds), then 2 workers' time as a share of 1 worker's (the acceptance figure: <= 0.6
-on a quiet 2-core machine), for the default scheduling (an emulated board's tests split between the
-workers) and for ``--hil-whole-boards`` (each board on one worker, as before), and the load average
-before and after (other jobs on the machine slow every variant and shrink what a second worker can
-win)."""
+on a quiet 2-core machine), for the default scheduling (emulated boards' tests split between the
+workers by their last durations) and for ``--hil-whole-boards`` (each board on one worker, as
+before), and the load average before and after (other jobs on the machine slow every variant and
+shrink what a second worker can win). Runs with no test selected measure start-up and wrap-up,
+which give the best share two workers could reach: 1 worker's test time halved exactly, plus what
+two workers' start-up and wrap-up cost."""
 
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 HIL = str(Path(sys.executable).parent / "hil")
 BOARDS = ["mps2_an385", "microbit", "native"]
 TIMEOUT = 900
+NO_TEST = ("-k", "hil_bench_selects_no_test")  # start-up and wrap-up alone
+NO_TESTS = 5  # pytest's exit status when nothing was selected
 
 
 def run(boards: list[str], workers: int | None, out: Path, extra: tuple[str, ...] = (),
@@ -82,20 +86,28 @@ def main() -> None:
           f"median wall time; load average {_load()}")
     # 2 workers as scheduled by default (an emulated board's tests split, one instance per worker),
     # and with --hil-whole-boards (each board's tests on one worker, as before the split)
-    variants = {"1 worker": (None, ()), "2 workers": (2, ()), "2 workers, whole boards": (2, ("--hil-whole-boards",))}
+    # and the same runs with no test selected: what start-up and wrap-up cost (xdist's workers too)
+    variants = {"1 worker": (None, ()), "2 workers": (2, ()), "2 workers, whole boards": (2, ("--hil-whole-boards",)),
+                "1 worker, no test": (None, NO_TEST), "2 workers, no test": (2, NO_TEST)}  # fmt: skip
     results: dict[str, list[float]] = {label: [] for label in variants}
     with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
         for i in range(args.rounds):
             for j, (label, (workers, extra)) in enumerate(variants.items()):
                 elapsed, code, summary = run(boards, workers, Path(tmp) / f"{j}-{i}", extra, suites)
                 results[label].append(elapsed)
-                flag = "" if code == 0 else f"  (exit {code})"
+                flag = "" if code == (NO_TESTS if extra == NO_TEST else 0) else f"  (exit {code})"
                 print(f"  round {i + 1}, {label}: {elapsed:6.2f} s  {summary}{flag}", flush=True)
     medians = {label: statistics.median(times) for label, times in results.items()}
     one = medians["1 worker"]
     for label, median in medians.items():
-        share = "" if label == "1 worker" else f"  {median / one:.2f} of 1 worker's (speed-up {one / median:.2f}x)"
+        timed = label == "1 worker" or label.endswith("no test")
+        share = "" if timed else f"  {median / one:.2f} of 1 worker's (speed-up {one / median:.2f}x)"
         print(f"{label:<24}: {median:6.2f} s{share}")
+    # Amdahl: if the tests' own time halved exactly on two workers, start-up and wrap-up as measured
+    tests_alone = one - medians["1 worker, no test"]
+    best = medians["2 workers, no test"] + tests_alone / 2
+    print(f"best 2 workers could do   : {best:6.2f} s  {best / one:.2f} of 1 worker's (1 worker's tests "
+          f"{tests_alone:.2f} s halved, plus 2 workers' start-up and wrap-up {medians['2 workers, no test']:.2f} s)")
     print(f"load average after: {_load()}")
 
 

@@ -5,6 +5,7 @@ exit status 2, never a traceback."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import signal
@@ -13,7 +14,7 @@ import termios
 import time
 import tty
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console as RichConsole
@@ -274,5 +275,28 @@ def main() -> None:
         raise
 
 
+def script() -> NoReturn:
+    """The ``hil`` console script: main(), then out without the interpreter's teardown. Freeing a
+    run's ~200,000 objects module by module took 0.4 s after the last line was printed; by now
+    every report, log and database write is closed, and the atexit hooks (process groups,
+    labgrid places) still run."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    script()

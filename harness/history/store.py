@@ -9,6 +9,7 @@ The schema is made and upgraded by the Alembic scripts shipped in migrations/, n
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,14 @@ def redacted(url: str) -> str:
         return url
 
 
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///PATH`` URL; "" for an in-memory SQLite or another database."""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return ""
+    path = url.split(":///", 1)[1]
+    return "" if path == ":memory:" else path
+
+
 @dataclass
 class Store:
     url: str
@@ -76,8 +85,8 @@ def open_store(url: str, migrate: bool = True) -> Store:
 
         kwargs: dict = {}
         if url.startswith("sqlite"):
-            path = url.split(":///", 1)[-1]
-            if path and path != ":memory:":
+            path = sqlite_path(url)
+            if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}  # parallel runs writing one file wait for each other
         else:
@@ -110,13 +119,16 @@ def _alembic_config(connection):
     return cfg
 
 
+_IN_PROCESS = threading.Lock()  # Alembic's context is module state: one migration per process at a time
+
+
 def upgrade(store: Store, revision: str = "head") -> None:
     """Run the migration scripts up to ``revision``; concurrent runs serialise on a lock (a file
     lock beside a SQLite file, an advisory lock on PostgreSQL)."""
     from alembic import command
     from sqlalchemy import text
 
-    with _migration_lock(store), store.begin() as conn:
+    with _IN_PROCESS, _migration_lock(store), store.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(72917)"))  # released at commit
         command.upgrade(_alembic_config(conn), revision)
@@ -131,8 +143,8 @@ def current_revision(store: Store) -> str | None:
 
 @contextlib.contextmanager
 def _migration_lock(store: Store) -> Iterator[None]:
-    path = store.url.split(":///", 1)[-1] if store.url.startswith("sqlite") else ""
-    if not path or path == ":memory:":
+    path = sqlite_path(store.url)
+    if not path:
         yield
         return
     from filelock import FileLock, Timeout

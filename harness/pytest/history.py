@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,18 @@ def _warn(config: pytest.Config, message: str) -> None:
 # --- the controller: collect results, label them, record the run ------------------------------------
 
 
+WARM_WAIT = 90.0  # seconds: the migration lock's own wait (harness/history/store.py) is 60
+
+
+def _warm_store(url: str) -> None:
+    try:
+        from harness.history.store import open_store
+
+        open_store(url).close()
+    except Exception:  # reported by the open that records the run
+        pass
+
+
 class _RecordLast:
     """HistoryRecorder.record as a sessionfinish that runs after the others (JUnit's included)."""
 
@@ -209,8 +222,11 @@ class HistoryRecorder:
     run_id: int | None = None
     baseline_runs: list[int] | None = None  # None: no baseline was read
     unavailable: bool = False  # the database could not be opened (said once)
+    warming: threading.Thread | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.warming is None and any(k == "board" for k, _ in report.user_properties):
+            self._warm()
         t = self.tests.setdefault(report.nodeid, _Test(report.nodeid))
         t.duration += report.duration or 0.0
         t.code_hash = getattr(report, "hil_code", None) or t.code_hash
@@ -229,6 +245,14 @@ class HistoryRecorder:
             t.outcome = "xfailed" if xfail else "skipped"
         if report.when == "teardown":
             t.props = {k: str(v) for k, v in report.user_properties}
+
+    def _warm(self) -> None:
+        """Once a board test has run (the run will be recorded): import SQLAlchemy and Alembic and
+        bring the schema up to date while the other tests run, not after the last one (half a
+        second; the host mostly waits on boards meanwhile). A fault is left for the open that
+        records the run to report."""
+        self.warming = threading.Thread(target=_warm_store, args=(self.url,), name="hil-history-warm", daemon=True)
+        self.warming.start()
 
     def results(self) -> list:
         from harness.history.records import TestResult
@@ -281,6 +305,8 @@ class HistoryRecorder:
     def _store(self, config: pytest.Config, failing: str):
         from harness.history.store import open_store
 
+        if self.warming is not None:
+            self.warming.join(WARM_WAIT)
         if self.unavailable:  # said once: the labels' attempt already failed
             yield None
             return

@@ -24,6 +24,7 @@ pytest_plugins = [
     "harness.pytest.options",  # command-line options; the board pool and run state at configure
     "harness.pytest.selection",  # which boards; one test per board; capability skips at collection
     "harness.pytest.scheduling",  # xdist: runs of one board's tests (a device's on one worker)
+    "harness.pytest.durations",  # each test's and boot's last duration, for the scheduling
     "harness.pytest.fixtures",  # board, dut, per-test console text and packet capture
     "harness.pytest.multi",  # multi-board tests: duts, one board per role, every pairing, one tap segment
     "harness.pytest.retry",  # retries after infrastructure errors, quarantine, one-line harness errors

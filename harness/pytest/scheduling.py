@@ -2,16 +2,15 @@
 of one board each, so a worker boots a board once and runs a run of its tests on it.
 
 A board that is one device (a serial board) is one unit: every test of it runs on one worker.
-A board that is a cheap copy (QEMU or a host process, see harness/lab/pool.py) stays one unit
-while it holds no more than a worker's fair share of the run's tests (all tests / workers), and is
-split into contiguous runs, one per share, when it holds more: whole boards as units make the split
-board-granular, so one big board (a single-board run with ``-n 2``, a sockets suite on mps2 beside
-a few native tests) kept one worker busy while the other idled or was never used. Each worker
-then boots its own instance; splitting a board that fits in a share would only add boots (three
-smoke boards on two workers balance as whole boards). Tap boards stay whole (their segment's
-namespace is named per process, not per instance), as do boards with multi-board pairings.
+A board that is a cheap copy (QEMU or a host process, see harness/lab/pool.py) may be cut into
+runs on several workers, each booting its own instance, where that balances the workers' time:
+the plan (work_units) times tests by their last durations (harness/pytest/durations.py) and
+cuts a board only where a worker would otherwise run past its fair share by more than a boot.
+Whole boards as units left one worker idling while another ran a big board (a single-board run
+with ``-n 2``), or ran two of three equal boards (the smoke suite). Tap boards stay whole (their
+segment's namespace is named per process, not per instance), as do boards with multi-board pairings.
 
-Units go out largest board first and a board's units one after another, so a worker moves from
+Units go out in the plan's order, a board's units one after another, so a worker moves from
 board to board without ever coming back to one it left (that would tear it down and boot it
 again: the ``board`` fixture is session-scoped per board)."""
 
@@ -19,12 +18,15 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections import Counter
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 import pytest
 
 from harness.errors import ConfigError
+from harness.pytest import durations
+from harness.pytest.durations import Durations
 from harness.pytest.selection import selected_boards
 from harness.pytest.state import DIST_BY_BOARD, POOL
 
@@ -89,13 +91,19 @@ def boards_in(params: str, names: list[str]) -> list[str]:
 
 
 def work_units(
-    nodeids: Sequence[str], names: list[str], workers: int, splittable: Callable[[str], bool]
-) -> dict[str, tuple[str, int]]:
-    """nodeid -> (board, chunk) for every board test. A splittable board with more than its fair
-    share of the tests (all board tests / ``workers``) is cut into contiguous chunks of near-equal
-    size, one per share it holds (at most ``workers``); any other board is chunk 0. A board with a multi-board
-    pairing among its tests (``[a_tap-b_tap]``, harness/pytest/multi.py: the pairing's boards are
-    leased by the worker that runs it) is not split."""
+    nodeids: Sequence[str], names: list[str], workers: int, splittable: Callable[[str], bool],
+    durations: Durations | None = None,
+) -> dict[str, tuple[str, int]]:  # fmt: skip
+    """nodeid -> (board, chunk) for every board test, in the order the units should go out.
+
+    The plan follows what xdist will do with it (a free worker takes the next unit): boards go
+    largest first (by last run's durations, else by test count) to the worker that frees up
+    first. A splittable board that would take that worker past its fair share of the run (all
+    tests and boots / ``workers``) by more than a boot is cut: the first run of its tests fills the
+    share, the rest goes on to the next worker. So three smoke boards on two workers split the
+    third between them, and one big board is shared by all. Anything else (a device, a board with
+    a multi-board pairing among its tests: its boards are leased by the worker that runs it,
+    harness/pytest/multi.py) is one unit."""
     tests: dict[str, list[str]] = {}
     whole: set[str] = set()
     for nodeid in nodeids:
@@ -105,29 +113,41 @@ def work_units(
         tests.setdefault(board, []).append(nodeid)
         if len(boards_in(_params(nodeid) or "", names)) > 1:  # a pairing: kept with its first board
             whole.add(board)
+    cost, boot = (durations or Durations()).estimates(tests)
+    size = {board: sum(cost[n] for n in ids) for board, ids in tests.items()}
+    # each worker's fair share: every test and boot, and a boot for each of the (at most
+    # workers - 1) cuts that pay a second boot of a board
+    mean_boot = sum(boot.values()) / len(boot) if boot else 0.0
+    share = (sum(size.values()) + sum(boot.values()) + (workers - 1) * mean_boot) / max(workers, 1)
+    free = [0.0] * max(workers, 1)  # when each worker would be done with what it was given
     units: dict[str, tuple[str, int]] = {}
-    total = sum(len(ids) for ids in tests.values())
-    for board, ids in tests.items():
-        # as many runs as the board has fair shares of the work (total / workers): a board within
-        # one share stays whole (one boot); a bigger one would keep its worker busy after the others
-        chunks = -(-len(ids) * workers // total) if board not in whole and splittable(board) else 1
-        chunks = max(1, min(chunks, workers, len(ids)))
-        for i, nodeid in enumerate(ids):
-            units[nodeid] = (board, i * chunks // len(ids))
+    for board in sorted(tests, key=lambda b: -size[b]):
+        ids, chunk = tests[board], 0
+        may_split = workers > 1 and board not in whole and splittable(board)
+        while ids:
+            w = free.index(min(free))
+            room = share - free[w] - boot[board]
+            take = len(ids)
+            if may_split and room > 0 and sum(cost[n] for n in ids) > room + boot[board]:
+                # the run of its tests that comes nearest to filling the share
+                filled = list(accumulate(cost[n] for n in ids))
+                take = min(len(ids), bisect_left(filled, room) + 1)  # the first run that fills it
+                if take > 1 and room - filled[take - 2] < filled[take - 1] - room:
+                    take -= 1  # one test fewer falls short by less than the last one overshoots
+            for nodeid in ids[:take]:
+                units[nodeid] = (board, chunk)
+            free[w] += boot[board] + sum(cost[n] for n in ids[:take])
+            ids, chunk = ids[take:], chunk + 1
     return units
 
 
 def unit_order(units: dict[str, tuple[str, int]]) -> Callable[[str], tuple]:
-    """Sort key for scope names ``board:NAME#K``: the board with the most tests first, a board's
-    chunks in a row, then anything else in its original order."""
-    size = Counter(board for board, _ in units.values())
-    first = {board: i for i, board in enumerate(dict.fromkeys(board for board, _ in units.values()))}
+    """Sort key for scope names ``board:NAME#K``: the plan's order (work_units), then anything
+    else in its original order."""
+    place = {f"board:{board}#{chunk}": i for i, (board, chunk) in enumerate(dict.fromkeys(units.values()))}
 
     def key(scope: str) -> tuple:
-        if not scope.startswith("board:"):
-            return (1, 0, 0, 0)
-        board, _, chunk = scope[len("board:") :].rpartition("#")
-        return (0, -size[board], first.get(board, 0), int(chunk))
+        return (0, place[scope]) if scope in place else (1, 0)
 
     return key
 
@@ -153,6 +173,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     names = selected_boards(config)
+    timings = durations.durations_path(config)
     splittable = (lambda board: False) if config.getoption("hil_whole_boards") else _splittable(config)
 
     class BoardScheduling(LoadScopeScheduling):
@@ -163,7 +184,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
         def _split_scope(self, nodeid: str) -> str:
             if self.units is None:  # the collection is known once scopes are asked for
-                self.units = work_units(self.collection or [], names, len(self.nodes), splittable)
+                last = durations.load(timings)
+                self.units = work_units(self.collection or [], names, len(self.nodes), splittable, last)
             if nodeid in self.units:
                 board, chunk = self.units[nodeid]
                 return f"board:{board}#{chunk}"

@@ -105,11 +105,13 @@ def test_two_workers_three_boards_every_test_once(pytester, no_leftovers):
 @pytest.mark.parametrize("whole", [False, True])
 def test_one_emulated_board_on_two_workers_is_split_between_them(pytester, no_leftovers, whole):
     """A board with more than a worker's share of the tests runs on both workers, each booting its
-    own instance once; --hil-whole-boards keeps it on one worker (the other is never used)."""
+    own instance once; --hil-whole-boards keeps it on one worker (the other is never used).
+    Balanced by count (these tests take milliseconds: by their durations a second boot would not
+    pay, harness/pytest/durations.py)."""
     pytester.makepyfile(test_suite=SUITE)
     junit = pytester.path / "junit.xml"
     logs = pytester.path / "logs"
-    extra = ["--hil-whole-boards"] if whole else []
+    extra = ["--hil-whole-boards"] if whole else ["--hil-durations=off"]
     result = _run(pytester, "-n", "2", "--board=native", f"--junitxml={junit}", f"--hil-logs={logs}", *extra)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
     cases = cases_of(junit)
@@ -117,6 +119,24 @@ def test_one_emulated_board_on_two_workers_is_split_between_them(pytester, no_le
     booted = {log.parent.name: log.read_text(errors="replace") for log in logs.glob("*/native.console.log")}
     assert len(booted) == (1 if whole else 2), sorted(booted)  # workers that booted native
     assert all(text.count("boot native ---") == 1 for text in booted.values())
+
+def test_a_run_keeps_its_durations_for_the_next_ones_plan(pytester, no_leftovers):
+    """Each board test's time and each board's boot go to --hil-durations, and a parallel run
+    reads them back (harness/pytest/durations.py, scheduling.py)."""
+    import json
+
+    pytester.makepyfile(test_suite=SUITE)
+    kept = pytester.path / "ci" / "durations.json"
+    result = _run(pytester, "--board=native", f"--hil-durations={kept}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
+    saved = json.loads(kept.read_text())
+    assert set(saved["tests"]) == {f"test_suite.py::{n}[native]" for n in ("test_prints", "test_evals",
+                                                                             "test_banner", "test_worker")}  # fmt: skip
+    assert all(took > 0 for took, _ in saved["tests"].values()) and 0 < saved["boots"]["native"][0] < 30
+    again = _run(pytester, "-n", "2", "--board=native", f"--hil-durations={kept}")
+    assert again.ret == pytest.ExitCode.OK, again.stdout.str()[-3000:]
+    assert json.loads(kept.read_text())["tests"].keys() == saved["tests"].keys()  # merged, not doubled
+
 
 def test_infrastructure_error_is_retried_on_a_fresh_board(pytester, tmp_path, no_leftovers):
     pytester.makepyfile(test_retry=RETRY_SUITE)

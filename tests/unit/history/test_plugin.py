@@ -155,6 +155,25 @@ def test_a_run_without_board_tests_is_not_recorded(tmp_path):
     assert r.run_id is None and not (tmp_path / "h.sqlite").exists()
 
 
+def test_the_store_is_readied_while_the_tests_run_once_a_board_test_has_run(tmp_path):
+    db = tmp_path / "h.sqlite"
+    r = HistoryRecorder(f"sqlite:///{db}", 0.0)
+    feed(r, "tests/unit/test_x.py::test_y", props=())
+    assert r.warming is None  # no board test yet: maybe nothing to record
+    feed(r, "t::a[native]")
+    assert r.warming is not None
+    r.warming.join(60)
+    store = open_store(f"sqlite:///{db}", migrate=False)
+    try:
+        from harness.history.store import current_revision
+
+        assert current_revision(store) is not None  # migrated before the run ended
+    finally:
+        store.close()
+    end_session(r, session(tmp_path, pytest.ExitCode.OK))
+    assert r.run_id == 1 and r.messages == []
+
+
 def test_a_database_password_on_the_command_line_is_not_stored():
     from harness.pytest.history import _no_password
 

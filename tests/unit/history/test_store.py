@@ -68,3 +68,14 @@ def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
         open_store(resolve_url(f"postgresql://u:secret@/hil?host={tmp_path}", tmp_path))
     message = str(info.value)
     assert "secret" not in message and "\n" not in message and "history postgresql+psycopg://u:***@" in message
+
+
+def test_an_in_memory_url_leaves_no_file_or_folder_behind(tmp_path, monkeypatch):
+    from harness.history.store import open_store, sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        open_store(url).close()
+    assert list(tmp_path.iterdir()) == []  # once "sqlite:/" became a folder with a lock file in it
+    assert sqlite_path("sqlite:////tmp/h.sqlite") == "/tmp/h.sqlite"
+    assert sqlite_path("postgresql+psycopg://u@h/db") == ""
