@@ -66,7 +66,7 @@ def test_start_gives_console_and_clean_exit_is_respawned(tmp_path, no_leftovers)
         assert launcher.alive()
         console.send(b"q")  # exits 0: the unix port's Ctrl-D; the launcher starts it again
         assert started(console)["start"] == 2  # same console, new process
-        assert launcher.exit_status == 0 and launcher.alive()
+        assert wait_for(lambda: launcher.exit_status == 0) and launcher.alive()  # reaped after the takeover
     finally:
         launcher.stop()
         console.close()
@@ -149,7 +149,8 @@ def test_a_warm_spare_takes_the_console_at_once_and_each_process_is_fresh(tmp_pa
         second = console.expect_bytes(b"\n", 5, "second line").split()
         assert second[1] == str(spare_pid).encode() and second[1] != first[1]  # the spare took over
         assert second[3] == b"fresh"  # a new process: nothing of the last one's state
-        assert launcher.exit_status == 0 and launcher.alive()
+        # the console may take over at the old pty's close, before the watcher has reaped its status
+        assert wait_for(lambda: launcher.exit_status == 0) and launcher.alive()
         assert wait_for(lambda: launcher.spare is not None)  # and the next spare is on its way
     finally:
         launcher.stop()
@@ -190,7 +191,7 @@ def test_an_entry_point_is_forked_fresh_on_its_own_terminal(tmp_path, no_leftove
         console.send(b"q")
         second = console.expect_bytes(b"\n", 10, "second line").decode().split()
         assert second[1] != first[1] and second[second.index("state") + 1] == "0"
-        assert launcher.exit_status == 0 and launcher.alive()
+        assert wait_for(lambda: launcher.exit_status == 0) and launcher.alive()  # reaped after the takeover
         server = launcher.forker.server
     finally:
         launcher.stop()
