@@ -6,6 +6,7 @@ the same run as the reference. Prints medians and ratios (no absolute thresholds
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -68,5 +69,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as make runs them: the timed Python processes keep their bytecode
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()

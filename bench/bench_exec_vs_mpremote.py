@@ -166,5 +166,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as make runs them: the timed Python processes keep their bytecode
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     main()
