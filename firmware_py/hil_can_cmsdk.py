@@ -106,8 +106,10 @@ class Uart:
             elif wait_ms is not None and ticks_ms() - start >= wait_ms:
                 return False
 
-    def flush(self, quiet_ms=20, max_ms=5000):
-        """Drop what is on its way in until the line has been quiet for quiet_ms."""
+    def flush(self, quiet_ms=20, max_ms=5000, stale_quiet_ms=200):
+        """Drop what is on its way in until the line has been quiet for quiet_ms; once a byte
+        came, for stale_quiet_ms: an earlier app stopped mid-exchange left frames in flight, and
+        on a loaded host QEMU feeds the rest with gaps longer than quiet_ms."""
         m = machine.mem32
         d = self.base
         s = d + _STATE
@@ -117,6 +119,7 @@ class Uart:
             if m[s] & _RX_FULL:
                 m[d]
                 last = now
+                quiet_ms = stale_quiet_ms
             elif now - last >= quiet_ms or now - start >= max_ms:
                 return
 

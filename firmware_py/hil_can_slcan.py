@@ -200,13 +200,15 @@ class StreamPort:
             elif wait_ms is not None and hil_can.ticks_diff(hil_can.ticks_ms(), start) >= wait_ms:
                 return False
 
-    def flush(self, quiet_ms=10, max_ms=5000):
+    def flush(self, quiet_ms=10, max_ms=5000, stale_quiet_ms=200):
+        """As hil_can_cmsdk.Uart.flush: once something was dropped, wait for a longer quiet."""
         start = last = hil_can.ticks_ms()
         while True:
             now = hil_can.ticks_ms()
             if self.stream.any():
                 self.stream.read(self.stream.any())
                 last = now
+                quiet_ms = stale_quiet_ms
             elif hil_can.ticks_diff(now, last) >= quiet_ms or hil_can.ticks_diff(now, start) >= max_ms:
                 return
 

@@ -19,15 +19,19 @@ except ImportError:  # a port with a blocking stdin (mps2_an385; the unix port i
 
 
 def take(n, every):
-    # the micro:bit has no memoryview and no slice assignment: the buffer grows by extend()
+    # the micro:bit has no memoryview and no slice assignment: the buffer grows by extend(), once
+    # per window. A read returns what came within a character time, and on a loaded host that is
+    # a few bytes: growing the buffer by each read fragmented the 10 KB heap (MemoryError on 1 KB)
     buf = bytearray()
+    window = b""
     while len(buf) < n:
-        got = len(buf)
-        end = min(n, got - got % every + every)  # the end of the window being filled
-        part = _rx.read(end - got)
+        want = min(n - len(buf), every)
+        part = _rx.read(want - len(window))
         if part:
-            buf.extend(part)
-            if len(buf) == end:
+            window += part
+            if len(window) == want:
+                buf.extend(window)
+                window = b""
                 _tx.write(b"\x01")
     return bytes(buf)
 

@@ -9,6 +9,7 @@ that cannot be opened or written costs one warning line, never a result or the r
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import inspect
 import json
@@ -165,6 +166,10 @@ def _warm_store(url: str) -> None:
         open_store(url).close()
     except Exception:  # reported by the open that records the run
         pass
+    # The disposed engine is garbage in reference cycles with weakref callbacks (SQLAlchemy's event
+    # registry): collect it here. Collected by the main thread mid-test, a callback can be where a
+    # Ctrl-C lands, and Python swallows it there as "Exception ignored" (seen: a lost Ctrl-C).
+    gc.collect()
 
 
 class _RecordLast:

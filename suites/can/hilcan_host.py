@@ -188,9 +188,13 @@ class CanPair:
                 return got
             got.append(msg)
 
-    def drain(self) -> None:
-        while self.bus.recv(0.05) is not None:
-            pass
+    def drain(self, quiet: float = 0.05, stale_quiet: float = 0.5, limit: float = 5.0) -> None:
+        """Drop frames until the bus has been quiet for ``quiet`` s; once one came, for
+        ``stale_quiet``: an earlier test's board app stopped mid-exchange, and on a loaded host its
+        last replies trickle in with gaps longer than ``quiet``."""
+        deadline = time.monotonic() + limit
+        while self.bus.recv(quiet) is not None and time.monotonic() < deadline:
+            quiet = stale_quiet
 
 
 def canfdtest_host(bus: can.BusABC, count: int, window: int = ECHO_WINDOW, timeout: float = 10.0) -> str | None:

@@ -4,6 +4,7 @@ written costing one warning, never the status."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -160,9 +161,20 @@ def test_the_store_is_readied_while_the_tests_run_once_a_board_test_has_run(tmp_
     r = HistoryRecorder(f"sqlite:///{db}", 0.0)
     feed(r, "tests/unit/test_x.py::test_y", props=())
     assert r.warming is None  # no board test yet: maybe nothing to record
+    gc.collect()
     feed(r, "t::a[native]")
     assert r.warming is not None
     r.warming.join(60)
+    # nothing of it is left for the main thread's collector, whose weakref callbacks (SQLAlchemy's
+    # event registry) would be where a Ctrl-C lands and is swallowed
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        left = [o for o in gc.garbage if type(o).__module__.startswith(("sqlalchemy", "alembic"))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
     store = open_store(f"sqlite:///{db}", migrate=False)
     try:
         from harness.history.store import current_revision
