@@ -61,6 +61,27 @@ def result(value):
     print("RESULT", repr(value))
 
 
+def lan_state():
+    """The board's network counters, for a failure message: the LAN chip's frames (received, dropped
+    for want of lwIP buffers, bad, still waiting in the chip's RX FIFO), lwIP's TCP PCBs per state
+    and the pools in use or that refused. Only mps2's network.LAN has these: None elsewhere."""
+    try:
+        import network
+
+        lan = network.LAN()
+    except (ImportError, AttributeError, OSError, TypeError):
+        return None
+    state = {}
+    for key in ("rx_frames", "rx_dropped", "rx_errors", "rx_pending", "irqs", "tcp_states", "pools"):
+        try:
+            state[key] = lan.status(key)
+        except (ValueError, TypeError, OSError):  # an older firmware without this key
+            continue
+    if "pools" in state:
+        state["pools"] = {k: v for k, v in state["pools"].items() if v[0] or v[3] or k == "PBUF_POOL"}
+    return state
+
+
 def wait_host(word):
     """Barrier: block until the host writes the word on the console."""
     print(f"WAIT {word};")
@@ -685,9 +706,8 @@ def poll_timeouts(ms):
     return (len(zero), len(waited), elapsed)
 
 
-def poll_many(host, port, n, want):
-    """n connections to the host; the host writes on the ones in `want`: poll reports POLLIN on
-    exactly those (mask exact), the rest stay quiet."""
+def _numbered_connections(host, port, n):
+    """n connections to the host, each saying its number (one byte) first."""
     socks = []
     for i in range(n):
         c = socket.socket()
@@ -695,6 +715,13 @@ def poll_many(host, port, n, want):
         c.connect(addr(host, port))
         c.send(bytes([i]))
         socks.append(c)
+    return socks
+
+
+def poll_many(host, port, n, want):
+    """n connections to the host; the host writes on the ones in `want`: poll reports POLLIN on
+    exactly those (mask exact), the rest stay quiet."""
+    socks = _numbered_connections(host, port, n)
     p = select.poll()
     index = {}
     for i, c in enumerate(socks):
@@ -706,10 +733,35 @@ def poll_many(host, port, n, want):
     while len(seen) < len(want) and ticks_diff(deadline, ticks_ms()) > 0:
         for obj, _ev in p.poll(1000):
             seen.add(index[id(obj)])
+    lan = None if len(seen) == len(want) else lan_state()  # timed out: what the stack holds
     final = sorted((index[id(obj)], ev) for obj, ev in p.poll(0))
     for c in socks:
         c.close()
-    result(final)
+    result((final, lan))
+
+
+def poll_late(host, port, n):
+    """n connections; the host writes on the first, then (once the board prints SEEN;, still
+    polling: that socket stays readable, so each poll returns at once) on the last. poll must
+    report the last one too: a stack that only runs while the board waits never sees it."""
+    socks = _numbered_connections(host, port, n)
+    p = select.poll()
+    for c in socks:
+        p.register(c, select.POLLIN)
+    ready()
+    seen = []
+    deadline = ticks_ms() + 15000
+    while len(seen) < 2 and ticks_diff(deadline, ticks_ms()) > 0:
+        for obj, _ev in p.poll(1000):
+            i = socks.index(obj)
+            if i not in seen:
+                seen.append(i)
+                if i == 0:
+                    print("SEEN;")
+    lan = None if len(seen) == 2 else lan_state()  # timed out: what the stack holds
+    for c in socks:
+        c.close()
+    result((seen, lan))
 
 
 def poll_out(host, port):

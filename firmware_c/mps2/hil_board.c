@@ -47,9 +47,11 @@
 static void (*ram_vectors[16 + NUM_IRQS])(void) __attribute__((aligned(256)));
 
 static volatile uint32_t ticks;  // SysTick periods since boot
+volatile uint8_t hil_net_due;    // see hil_vm_net_poll
 
 static void systick_handler(void) {
     ticks++;
+    hil_net_due = 1;  // lwIP's timers may be due
 }
 
 // --- console: bytes move from the UART to a ring in the RX interrupt -------------------------
@@ -101,6 +103,7 @@ int hil_stdin_rx_chr(void) {
 
 static void ethernet_handler(void) {
     lan9118_irq();
+    hil_net_due = 1;
 }
 
 // --- semihosting (QEMU runs with -semihosting; the port already relies on it) ---------------
@@ -224,6 +227,17 @@ void hil_event_hook(void) {
         just_worked |= lan9118_poll();
         busy = 0;
     }
+}
+
+// The network runs in thread context, so Python code that never waits would starve it: a loop
+// around poll() that finds a socket ready at once never reaches the event hook, and frames for
+// the other sockets stayed in the chip's FIFO for good (suites/sockets test_poll's
+// test_pollin_only_on_the_sockets_with_data saw only the socket whose byte came first). The VM
+// calls this on its branches and returns once an interrupt has flagged work (esp8266's port runs
+// its network from the same VM hooks); a real port's network interrupt does the same job.
+void hil_vm_net_poll(void) {
+    hil_net_due = 0;  // first: an interrupt while the stack runs asks again
+    hil_event_hook();
 }
 
 void hil_wfe(int timeout_ms) {

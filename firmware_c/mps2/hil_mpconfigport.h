@@ -46,6 +46,18 @@ extern const struct _mp_obj_type_t network_lan_type;
 // sleep instead of spinning: the REPL and every blocking wait end up here
 #define MICROPY_INTERNAL_EVENT_HOOK         hil_event_hook()
 #define MICROPY_INTERNAL_WFE(TIMEOUT_MS)    hil_wfe(TIMEOUT_MS)
+// ... and run the network from running Python code too, once an interrupt flagged work (a
+// poll() loop that never waits must still see new frames: hil_board.c hil_vm_net_poll)
+#define MICROPY_VM_HOOK_LOOP                if (hil_net_due) { hil_vm_net_poll(); }
+#define MICROPY_VM_HOOK_RETURN              MICROPY_VM_HOOK_LOOP
 
-#define MICROPY_PORT_INIT_FUNC              hil_board_init()
+// a file system, as MicroPython devices ship: littlefs on HIL_FS_KB of static RAM (hil_flash.c),
+// mounted at "/" on every soft boot; it keeps its files across soft resets, not QEMU restarts.
+// MICROPY_VFS and MICROPY_READER_VFS (import from files) are the port's own; mpconfigboard.mk adds
+// MICROPY_VFS_LFS2 (littlefs sources and -DMICROPY_VFS_LFS2=1).
+#ifndef HIL_FS_KB
+#define HIL_FS_KB                           (512)
+#endif
+
+#define MICROPY_PORT_INIT_FUNC              do { hil_board_init(); hil_fs_mount(); } while (0)
 #define MICROPY_PORT_DEINIT_FUNC            hil_board_deinit()

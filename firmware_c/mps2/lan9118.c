@@ -427,6 +427,10 @@ static mp_obj_t network_lan_status(size_t n_args, const mp_obj_t *args) {
             return mp_obj_new_int_from_uint(eth.rx_errors);
         case MP_QSTR_irqs:
             return mp_obj_new_int_from_uint(eth.irqs);
+        case MP_QSTR_rx_pending:
+            // frames in the chip's RX FIFO that lwIP has not been given yet: non-zero for long
+            // means nothing is running lan9118_poll (Python code that never waits)
+            return MP_OBJ_NEW_SMALL_INT(eth.active ? (RX_FIFO_INF >> 16) & 0xff : 0);
         case MP_QSTR_pools:
             return lwip_pool_stats();
         case MP_QSTR_tcp_states:

@@ -9,6 +9,7 @@ MICROPY_PY_LWIP = 1
 MICROPY_PY_SSL = 1
 MICROPY_SSL_MBEDTLS = 1
 MICROPY_PY_NETWORK = 1
+MICROPY_VFS_LFS2 = 1
 
 INC += -I$(HIL_DIR) -I$(HIL_DIR)/lwip_inc
 CFLAGS += -DMP_CONFIGFILE='"hil_mpconfigport.h"'
@@ -18,6 +19,7 @@ CFLAGS += -DMBEDTLS_CONFIG_FILE='"mbedtls/mbedtls_config_port.h"'
 SRC_C += \
 	$(HIL_DIR)/hil_board.c \
 	$(HIL_DIR)/lan9118.c \
+	$(HIL_DIR)/hil_flash.c \
 	shared/timeutils/timeutils.c \
 
 # lwIP and mbedTLS are third-party code: not held to the port's -Werror warnings

@@ -29,19 +29,44 @@ def test_timeout_zero_returns_nothing_and_timeout_n_waits_at_least_n(peer):
     assert elapsed >= 400  # on the board's clock
 
 
+def accept_numbered(listener, n: int) -> dict:
+    """The board's n connections (hil_sock._numbered_connections) by the number each sent first."""
+    conns = {}
+    for _ in range(n):
+        c, _ = listener.accept()
+        c.settimeout(10)
+        conns[recv_exact(c, 1)[0]] = c
+    return conns
+
+
 def test_pollin_only_on_the_sockets_with_data(peer):
     echo = peer.listen(backlog=64)
     want = [0, 5, 17, 31]
     role = peer.start(f"poll_many({peer.host_ip!r}, {echo.getsockname()[1]}, 32, {want})")
-    conns = {}
-    for _ in range(32):
-        c, _ = echo.accept()
-        c.settimeout(10)
-        conns[recv_exact(c, 1)[0]] = c
+    conns = accept_numbered(echo, 32)
     role.ready()
     for i in want:
         conns[i].sendall(b"!")
-    assert role.result() == [(i, POLLIN) for i in want]
+    final, lan = role.result()
+    # lan: the board's LAN and lwIP counters when its poll loop timed out (None if it did not)
+    assert final == [(i, POLLIN) for i in want], f"poll reported {final}; board network state: {lan}"
+    for c in conns.values():
+        c.close()
+
+
+def test_pollin_on_a_socket_whose_data_comes_while_another_is_ready(peer):
+    """The board polls in a loop that never waits (socket 0 stays readable, so every poll returns
+    at once); data the host sends on another socket meanwhile must be reported too. An event loop
+    with one busy connection must not go deaf to the rest."""
+    echo = peer.listen(backlog=16)
+    role = peer.start(f"poll_late({peer.host_ip!r}, {echo.getsockname()[1]}, 4)")
+    conns = accept_numbered(echo, 4)
+    role.ready()
+    conns[0].sendall(b"!")
+    role.wait("SEEN;")
+    conns[3].sendall(b"!")
+    seen, lan = role.result()
+    assert seen == [0, 3], f"poll reported sockets {seen}; board network state: {lan}"
     for c in conns.values():
         c.close()
 
