@@ -5,6 +5,8 @@
 # at the end) out of the buffer, and the host never has more unacknowledged bytes in flight than
 # the buffer holds (targets/*.toml console.rx_buffer, console.ack_every).
 # unz(): long code sent compressed, for a console whose every byte is slow (console.compress_min).
+import gc
+
 try:
     from microbit import uart as _rx  # read() without blocking: None while nothing waits
 
@@ -19,22 +21,22 @@ except ImportError:  # a port with a blocking stdin (mps2_an385; the unix port i
 
 
 def take(n, every):
-    # the micro:bit has no memoryview and no slice assignment: the buffer grows by extend(), once
-    # per window. A read returns what came within a character time, and on a loaded host that is
-    # a few bytes: growing the buffer by each read fragmented the 10 KB heap (MemoryError on 1 KB)
-    buf = bytearray()
-    window = b""
-    while len(buf) < n:
-        want = min(n - len(buf), every)
-        part = _rx.read(want - len(window))
+    # One buffer of n bytes, allocated first (after a collection, while the heap is least
+    # fragmented) and filled byte by byte: the micro:bit has no memoryview and no slice assignment,
+    # and growing a buffer read by read (or window by window) fragmented its 10 KB heap on a loaded
+    # host, where reads return a few bytes each (MemoryError on 1 KB of code)
+    gc.collect()
+    buf = bytearray(n)
+    got = 0
+    while got < n:
+        part = _rx.read(min(n - got, every - got % every))  # at most to the window's end
         if part:
-            window += part
-            if len(window) == want:
-                buf.extend(window)
-                window = b""
+            for b in part:
+                buf[got] = b
+                got += 1
+            if got % every == 0 or got == n:
                 _tx.write(b"\x01")
     return bytes(buf)
-
 
 
 def unz(n, wbits):
