@@ -289,9 +289,6 @@ def script() -> NoReturn:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -23,6 +23,7 @@ import pytest
 
 from harness.cache import cache_root
 from harness.errors import HarnessError
+from harness.history.store import OFF  # the words --hil-history takes for "off" mean it here too
 
 FILE = "durations.json"
 ENV = "HIL_DURATIONS"
@@ -43,7 +44,7 @@ def durations_path(config: pytest.Config) -> Path | None:
     """Where this run reads and writes durations; None when switched off."""
     if DURATIONS_PATH not in config.stash:
         setting = str(config.getoption("hil_durations", "") or "").strip()
-        if setting.lower() in ("off", "no", "none", "0", "false"):
+        if setting.lower() in OFF:
             config.stash[DURATIONS_PATH] = None
         elif setting:
             config.stash[DURATIONS_PATH] = Path(setting).expanduser()

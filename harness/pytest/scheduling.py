@@ -25,8 +25,7 @@ from itertools import accumulate
 import pytest
 
 from harness.errors import ConfigError
-from harness.pytest import durations
-from harness.pytest.durations import Durations
+from harness.pytest.durations import Durations, durations_path, load
 from harness.pytest.selection import selected_boards
 from harness.pytest.state import DIST_BY_BOARD, POOL
 
@@ -92,7 +91,7 @@ def boards_in(params: str, names: list[str]) -> list[str]:
 
 def work_units(
     nodeids: Sequence[str], names: list[str], workers: int, splittable: Callable[[str], bool],
-    durations: Durations | None = None,
+    last: Durations | None = None,
 ) -> dict[str, tuple[str, int]]:  # fmt: skip
     """nodeid -> (board, chunk) for every board test, in the order the units should go out.
 
@@ -113,7 +112,7 @@ def work_units(
         tests.setdefault(board, []).append(nodeid)
         if len(boards_in(_params(nodeid) or "", names)) > 1:  # a pairing: kept with its first board
             whole.add(board)
-    cost, boot = (durations or Durations()).estimates(tests)
+    cost, boot = (last or Durations()).estimates(tests)
     size = {board: sum(cost[n] for n in ids) for board, ids in tests.items()}
     # each worker's fair share: every test and boot, and a boot for each of the (at most
     # workers - 1) cuts that pay a second boot of a board
@@ -127,16 +126,16 @@ def work_units(
         while ids:
             w = free.index(min(free))
             room = share - free[w] - boot[board]
+            filled = list(accumulate(cost[n] for n in ids))  # filled[k]: the first k + 1 tests' time
             take = len(ids)
-            if may_split and room > 0 and sum(cost[n] for n in ids) > room + boot[board]:
+            if may_split and room > 0 and filled[-1] > room + boot[board]:
                 # the run of its tests that comes nearest to filling the share
-                filled = list(accumulate(cost[n] for n in ids))
                 take = min(len(ids), bisect_left(filled, room) + 1)  # the first run that fills it
                 if take > 1 and room - filled[take - 2] < filled[take - 1] - room:
                     take -= 1  # one test fewer falls short by less than the last one overshoots
             for nodeid in ids[:take]:
                 units[nodeid] = (board, chunk)
-            free[w] += boot[board] + sum(cost[n] for n in ids[:take])
+            free[w] += boot[board] + filled[take - 1]
             ids, chunk = ids[take:], chunk + 1
     return units
 
@@ -173,7 +172,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     names = selected_boards(config)
-    timings = durations.durations_path(config)
+    timings = durations_path(config)
     splittable = (lambda board: False) if config.getoption("hil_whole_boards") else _splittable(config)
 
     class BoardScheduling(LoadScopeScheduling):
@@ -184,8 +183,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
         def _split_scope(self, nodeid: str) -> str:
             if self.units is None:  # the collection is known once scopes are asked for
-                last = durations.load(timings)
-                self.units = work_units(self.collection or [], names, len(self.nodes), splittable, last)
+                self.units = work_units(self.collection or [], names, len(self.nodes), splittable, load(timings))
             if nodeid in self.units:
                 board, chunk = self.units[nodeid]
                 return f"board:{board}#{chunk}"

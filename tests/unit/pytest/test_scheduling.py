@@ -92,7 +92,7 @@ def test_the_plan_balances_by_last_durations_not_by_count():
     times = {**dict.fromkeys(_ids("native", 10), 0.1), **dict.fromkeys(_ids("mps2_an385", 10), 0.1),
              **dict.fromkeys(_ids("microbit", 10), 1.0)}  # fmt: skip
     durations = Durations(tests=times, boots=dict.fromkeys(names, 0.1))
-    units = work_units(nodeids, names, 2, splittable=lambda b: True, durations=durations)
+    units = work_units(nodeids, names, 2, splittable=lambda b: True, last=durations)
     # share: (12 s of tests + 0.4 s of boots) / 2 = 6.2 s; microbit's 10 s is cut after 6 tests
     assert _runs(units) == [("microbit", 0, 6), ("microbit", 1, 4), ("native", 0, 10), ("mps2_an385", 0, 10)]
     by_count = work_units(nodeids, names, 2, splittable=lambda b: True)
